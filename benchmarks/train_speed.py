@@ -1,0 +1,85 @@
+"""Training throughput of every registered model, float32 and mixed_bfloat16.
+
+    python benchmarks/train_speed.py [--models fastnet resnet] [--batch 128] [--steps 30]
+
+Prints images/s for full training steps (forward, backward, Adam update) on random data,
+the model's multiply-accumulates per image, and the achieved GFLOP/s (3 x 2 x MACs per
+image for forward + backward).
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fmnist_app.models import MODELS, create_model  # noqa: E402
+
+
+def macs_per_image(model):
+    """Multiply-accumulates of the conv and dense layers for one image."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += h * w * c_out * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return total
+
+
+def training_images_per_second(name, precision, batch, steps):
+    keras.mixed_precision.set_global_policy(precision)
+    model = create_model(name)
+    optimizer = keras.optimizers.Adam(1e-3)
+    images = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, 28, 28, 1)), tf.float32)
+    labels = tf.constant(np.arange(batch) % 10)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    for _ in range(3):  # trace and warm up
+        step().numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    step().numpy()
+    seconds = time.perf_counter() - start
+    keras.mixed_precision.set_global_policy("float32")
+    return model, (steps + 1) * batch / seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    print(f"{'model':18s} {'params':>10s} {'MMACs/img':>10s} {'precision':>15s} "
+          f"{'img/s':>8s} {'GFLOP/s':>8s}")
+    for name in args.models:
+        for precision in args.precisions:
+            model, rate = training_images_per_second(name, precision, args.batch, args.steps)
+            macs = macs_per_image(model)
+            print(f"{name:18s} {model.count_params():10,d} {macs / 1e6:10.1f} {precision:>15s} "
+                  f"{rate:8.0f} {6 * macs * rate / 1e9:8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

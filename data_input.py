@@ -1,0 +1,234 @@
+"""Fashion-MNIST input: IDX file reading, the validation split and online augmentation.
+
+Images travel through the pipeline as float32 in 0..255 with shape (batch, 28, 28, 1);
+scaling to 0..1 happens inside the model, so the frozen graph takes raw pixels too.
+"""
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 28
+# Sandal, Sneaker and Ankle boot all face the same way in train and test: never flip them.
+NEVER_FLIPPED_CLASSES = (5, 7, 9)
+
+DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
+DATA_DIR_ENV = "FMNIST_DATA_DIR"
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class DatasetError(ValueError):
+    """The dataset is missing or a file in it is corrupt; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- reading
+
+def find_data_dir(data_dir=None):
+    """The first of: the argument, $FMNIST_DATA_DIR, the Debian package's folder."""
+    candidates = [data_dir, os.environ.get(DATA_DIR_ENV), DEFAULT_DATA_DIR]
+    chosen = Path(next(c for c in candidates if c))
+    if not chosen.is_dir():
+        raise DatasetError(
+            f"Fashion-MNIST not found at {chosen}: install it with "
+            f"`apt-get install {DEBIAN_PACKAGE}` or point DATA_DIR / ${DATA_DIR_ENV} "
+            "at a folder holding the four IDX files")
+    return chosen
+
+
+def _idx_path(data_dir, stem):
+    for name in (stem + ".gz", stem):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise DatasetError(
+        f"{data_dir / stem}[.gz] is missing: reinstall `{DEBIAN_PACKAGE}` "
+        "or copy the Fashion-MNIST IDX files there")
+
+
+def read_idx(path, expected_magic):
+    """Read one IDX file (gzip or raw) and check its header against its contents."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DatasetError(f"{path}: cannot be read ({err}); re-download or reinstall it") from None
+    if len(raw) < 8:
+        raise DatasetError(f"{path}: only {len(raw)} bytes, too short for an IDX header")
+    magic = int.from_bytes(raw[0:4], "big")
+    if magic != expected_magic:
+        raise DatasetError(f"{path}: wrong magic number {magic}, expected {expected_magic}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected_len = header + int(np.prod(dims))
+    if len(raw) != expected_len:
+        raise DatasetError(
+            f"{path}: file holds {len(raw)} bytes but its header {dims} says {expected_len}"
+            " (truncated or padded)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_split(split, data_dir=None):
+    """Return (images uint8 [N, 28, 28], labels uint8 [N]) for 'train' or 'test'."""
+    folder = find_data_dir(data_dir)
+    image_stem, label_stem = SPLIT_FILES[split]
+    image_path, label_path = _idx_path(folder, image_stem), _idx_path(folder, label_stem)
+    images = read_idx(image_path, IMAGES_MAGIC)
+    labels = read_idx(label_path, LABELS_MAGIC)
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DatasetError(f"{image_path}: images are {images.shape[1:]}, expected 28x28")
+    if labels.ndim != 1:
+        raise DatasetError(f"{label_path}: labels have shape {labels.shape}, expected one axis")
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{image_path}: {len(images)} images but {label_path.name} has {len(labels)} labels")
+    if len(labels) and labels.max() >= NUM_CLASSES:
+        bad = int(np.argmax(labels >= NUM_CLASSES))
+        raise DatasetError(
+            f"{label_path}: label {labels[bad]} at index {bad} is outside 0..{NUM_CLASSES - 1}")
+    return images, labels
+
+
+def stratified_split(labels, validation_size, seed):
+    """Indices (train, validation) with validation_size/10 images of each class.
+
+    Seeded and deterministic; validation_size=0 gives every index to training.
+    """
+    labels = np.asarray(labels)
+    if validation_size % NUM_CLASSES:
+        raise ValueError(f"validation size {validation_size} must be a multiple of {NUM_CLASSES}")
+    per_class = validation_size // NUM_CLASSES
+    rng = np.random.default_rng(seed)
+    validation = []
+    for cls in range(NUM_CLASSES):
+        members = np.flatnonzero(labels == cls)
+        if per_class > len(members):
+            raise ValueError(f"validation wants {per_class} of class {cls}, only {len(members)}")
+        validation.append(rng.choice(members, per_class, replace=False))
+    validation = np.sort(np.concatenate(validation)).astype(np.int64)
+    train = np.setdiff1d(np.arange(len(labels)), validation)
+    return train, validation
+
+
+# --------------------------------------------------------------------------- augmentation
+# Each function takes a batch (B, 28, 28, 1) float32 in 0..255 and changes each image
+# independently with probability `prob`; the result keeps shape, dtype and range.
+
+def _chosen(images, prob):
+    """Per-image Bernoulli(prob) mask shaped (B, 1, 1, 1) for broadcasting."""
+    batch = tf.shape(images)[0]
+    return tf.reshape(tf.random.uniform([batch]) < prob, [-1, 1, 1, 1])
+
+
+def add_noise(images, prob, stddev=12.0):
+    """Gaussian noise (stddev in pixel units) on every pixel of the chosen images."""
+    noisy = tf.clip_by_value(images + tf.random.normal(tf.shape(images), stddev=stddev), 0, 255)
+    return tf.where(_chosen(images, prob), noisy, images)
+
+
+def adjust_brightness(images, prob, max_delta=0.25):
+    """Scale all pixels by 1 + u, u uniform in [-max_delta, max_delta]."""
+    batch = tf.shape(images)[0]
+    factor = 1.0 + tf.random.uniform([batch, 1, 1, 1], -max_delta, max_delta)
+    return tf.where(_chosen(images, prob), tf.clip_by_value(images * factor, 0, 255), images)
+
+
+def horizontal_flip(images, labels, prob):
+    """Mirror left-right, except the footwear classes that always face one way."""
+    flippable = tf.reduce_all(
+        tf.not_equal(tf.cast(labels, tf.int32)[:, None], NEVER_FLIPPED_CLASSES), axis=1)
+    mask = tf.logical_and(_chosen(images, prob), tf.reshape(flippable, [-1, 1, 1, 1]))
+    return tf.where(mask, tf.reverse(images, axis=[2]), images)
+
+
+def erase_patch(images, prob, area=(0.02, 0.25), aspect=(0.3, 3.3), fill="noise"):
+    """Random Erasing (Zhong et al. 2017): a rectangle of random area and aspect ratio.
+
+    `fill` is "noise" (uniform 0..255 pixels) or a constant pixel value.
+    """
+    batch = tf.shape(images)[0]
+    size = float(IMAGE_SIZE)
+    target = tf.random.uniform([batch], *area) * size * size
+    # Sample the aspect ratio log-uniformly so tall and wide patches are equally likely.
+    ratio = tf.exp(tf.random.uniform([batch], np.log(aspect[0]), np.log(aspect[1])))
+    height = tf.clip_by_value(tf.round(tf.sqrt(target * ratio)), 1, size)
+    width = tf.clip_by_value(tf.round(tf.sqrt(target / ratio)), 1, size)
+    top = tf.floor(tf.random.uniform([batch]) * (size - height + 1))
+    left = tf.floor(tf.random.uniform([batch]) * (size - width + 1))
+    coords = tf.range(size)
+    rows = (coords[None, :] >= top[:, None]) & (coords[None, :] < (top + height)[:, None])
+    cols = (coords[None, :] >= left[:, None]) & (coords[None, :] < (left + width)[:, None])
+    patch = (rows[:, :, None] & cols[:, None, :])[..., None]
+    if fill == "noise":
+        filler = tf.random.uniform(tf.shape(images), 0, 255)
+    else:
+        filler = tf.fill(tf.shape(images), tf.cast(fill, tf.float32))
+    return tf.where(patch & _chosen(images, prob), filler, images)
+
+
+def crop(images, prob, pad=4):
+    """Pad with black to (28+2*pad)^2, then take a random 28x28 window."""
+    batch = tf.shape(images)[0]
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    # Unchosen images get the centre window, which is the original image.
+    offset_y = tf.random.uniform([batch], 0, 2 * pad + 1, dtype=tf.int32)
+    offset_x = tf.random.uniform([batch], 0, 2 * pad + 1, dtype=tf.int32)
+    chosen = tf.random.uniform([batch]) < prob
+    offset_y = tf.where(chosen, offset_y, pad)
+    offset_x = tf.where(chosen, offset_x, pad)
+    window = tf.range(IMAGE_SIZE)
+    rows = offset_y[:, None] + window[None, :]
+    cols = offset_x[:, None] + window[None, :]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
+def augment_batch(images, labels, prob, erase_fill="noise"):
+    """All five augmentations, each independently with probability `prob` per image."""
+    images = add_noise(images, prob)
+    images = adjust_brightness(images, prob)
+    images = horizontal_flip(images, labels, prob)
+    images = erase_patch(images, prob, fill=erase_fill)
+    images = crop(images, prob)
+    return images
+
+
+# --------------------------------------------------------------------------- pipelines
+
+def _as_float_batch(images, labels):
+    return tf.cast(images, tf.float32)[..., None], tf.cast(labels, tf.int32)
+
+
+def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="noise"):
+    """Endless shuffled, batched and augmented stream of (images, labels).
+
+    Augmentation is mapped after batching so every op runs vectorised over a whole
+    batch, in parallel with training, with prefetching.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(batch_size, drop_remainder=True).map(_as_float_batch)
+    if augment_prob > 0:
+        ds = ds.map(lambda x, y: (augment_batch(x, y, augment_prob, erase_fill), y),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(images, labels, batch_size=500):
+    """One ordered pass over (images, labels), no augmentation."""
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+    return ds.map(_as_float_batch).prefetch(tf.data.AUTOTUNE)

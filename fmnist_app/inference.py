@@ -1,0 +1,106 @@
+"""The one reader of frozen_inference_graph.pb, and the only place that knows its tensor names.
+
+A GraphDef can hold any TensorFlow op, including ones that read or write files, so a graph
+is refused unless every op is on an allowlist of pure inference ops.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+INPUT_NAME = "input"
+LOGITS_NAME = "logits"
+PROBABILITIES_NAME = "probabilities"
+
+# Pure tensor maths: nothing here touches files, the network or process state.
+ALLOWED_OPS = frozenset("""
+    Placeholder Const Identity IdentityN NoOp
+    Conv2D DepthwiseConv2dNative MatMul BiasAdd _FusedConv2D _FusedMatMul
+    FusedBatchNorm FusedBatchNormV2 FusedBatchNormV3
+    Relu Relu6 Elu Selu Sigmoid Tanh Softmax LogSoftmax Softplus
+    Add AddV2 AddN Sub Mul RealDiv Div Maximum Minimum Neg Rsqrt Sqrt Square Exp Log
+    Mean Sum Max Min Prod
+    MaxPool AvgPool MaxPoolV2 ConcatV2 Concat Pack Unpack Reshape Squeeze ExpandDims
+    Transpose Pad PadV2 Shape StridedSlice Slice Cast Fill Tile GatherV2 ReverseV2 ArgMax
+    StopGradient Rank Range Size
+""".split())
+
+
+class ModelError(ValueError):
+    """The frozen graph is missing, corrupt or not safe to run; the message says which."""
+
+
+def check_graph_ops(graph_def, source="graph"):
+    """Raise ModelError naming the first op outside ALLOWED_OPS, and check the tensor names."""
+    ops = {node.op for node in graph_def.node}
+    for fn in graph_def.library.function:
+        ops.update(node.op for node in fn.node_def)
+    refused = sorted(ops - ALLOWED_OPS)
+    if refused:
+        raise ModelError(f"{source}: refused, it contains op(s) {', '.join(refused)} that an "
+                         "inference graph never needs; only load graphs exported by fmnist_app")
+    names = {node.name for node in graph_def.node}
+    missing = [n for n in (INPUT_NAME, LOGITS_NAME, PROBABILITIES_NAME) if n not in names]
+    if missing:
+        raise ModelError(f"{source}: no node named {', '.join(missing)}; "
+                         "export the model with `python -m fmnist_app.export`")
+
+
+def read_graph_def(path):
+    """Parse and check a frozen GraphDef file."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found; train one with "
+                         "`python -m fmnist_app.train --config config.json` or pass --model PATH")
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(path.read_bytes())
+    except (DecodeError, RuntimeWarning) as err:
+        raise ModelError(f"{path}: not a frozen TensorFlow graph ({err}); re-export it") from None
+    if not graph_def.node:
+        raise ModelError(f"{path}: empty or not a frozen TensorFlow graph; re-export it")
+    check_graph_ops(graph_def, str(path))
+    return graph_def
+
+
+class FrozenModel:
+    """A frozen classifier: predict(uint8 or float images) -> probabilities (N, 10)."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self.path = Path(path)
+        graph_def = read_graph_def(self.path)
+
+        def import_graph():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+
+        try:
+            wrapped = tf.compat.v1.wrap_function(import_graph, [])
+            self._run = wrapped.prune(
+                wrapped.graph.get_tensor_by_name(INPUT_NAME + ":0"),
+                [wrapped.graph.get_tensor_by_name(name + ":0")
+                 for name in (LOGITS_NAME, PROBABILITIES_NAME)])
+        except (ValueError, KeyError, tf.errors.OpError) as err:
+            raise ModelError(f"{self.path}: graph cannot be loaded ({err}); re-export it") from None
+        self._tf = tf
+
+    def logits_and_probabilities(self, images):
+        """images: (N, 28, 28) or (N, 28, 28, 1), raw 0..255 pixels."""
+        batch = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
+        logits, probabilities = self._run(self._tf.constant(batch))
+        return logits.numpy(), probabilities.numpy()
+
+    def predict(self, images, batch_size=1000):
+        """Class probabilities (N, 10) for raw 0..255 images, in batches."""
+        images = np.asarray(images).reshape(-1, 28, 28, 1)
+        parts = [self.logits_and_probabilities(images[i:i + batch_size])[1]
+                 for i in range(0, len(images), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
+
+
+def load_model(path):
+    return FrozenModel(path)

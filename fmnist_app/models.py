@@ -1,0 +1,168 @@
+"""The model registry: MODELS[name] builds a keras.Model from (28, 28, 1) raw pixels to 10 logits.
+
+The first five are the architectures of the seed study (parameter counts in its table);
+`fastnet` is ours, a small ResNet-9-style net chosen for throughput on 2 CPU cores.
+Every model scales 0..255 pixels to 0..1 itself, uses batch norm + ReLU, and ends in
+two fully connected layers with 128 hidden units; logits stay float32 under mixed precision.
+"""
+
+import keras
+from keras import layers
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+
+
+def conv_bn(x, filters, kernel, strides=1, padding="same", relu=True):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False)(x)
+    # momentum 0.9 (not Keras' 0.99): inference statistics settle within a few hundred
+    # steps, so short runs and early evaluations are not skewed by the initial values.
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    return layers.ReLU()(x) if relu else x
+
+
+def classifier_head(x, flatten=True):
+    x = layers.Flatten()(x) if flatten else layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(128, use_bias=False)(x)
+    x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    return layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)
+
+
+# --------------------------------------------------------------------------- seed models
+
+def simple_model_1(x):
+    x = conv_bn(x, 8, 3, padding="valid")
+    x = conv_bn(x, 16, 3, padding="valid")
+    x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    x = conv_bn(x, 32, 3, padding="valid")
+    x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    x = conv_bn(x, 32, 3)
+    return classifier_head(x)
+
+
+def simple_model_2(x):
+    for filters, kernel in ((16, 7), (32, 7), (64, 7), (64, 5), (128, 3)):
+        x = conv_bn(x, filters, kernel, padding="valid")
+    return classifier_head(x)
+
+
+def inception_a(x, filters):
+    """Four parallel branches (1x1 / 3x3 / double 3x3 / pool), filters//4 each."""
+    f = filters // 4
+    b1 = conv_bn(x, f, 1)
+    b2 = conv_bn(conv_bn(x, f, 1), f, 3)
+    b3 = conv_bn(conv_bn(conv_bn(x, f, 1), f, 3), f, 3)
+    b4 = conv_bn(layers.AveragePooling2D(3, 1, padding="same")(x), f, 1)
+    return layers.Concatenate()([b1, b2, b3, b4])
+
+
+def reduction_a(x, filters):
+    """Halve the resolution: strided 3x3, strided double 3x3 and max-pool side by side.
+
+    The two conv branches give filters//2 channels each; the pool passes the input through.
+    """
+    b1 = conv_bn(x, filters // 2, 3, strides=2, padding="valid")
+    b2 = conv_bn(conv_bn(conv_bn(x, filters // 4, 1), filters // 4, 3), filters // 2, 3,
+                 strides=2, padding="valid")
+    b3 = layers.MaxPooling2D(3, 2, padding="valid")(x)
+    return layers.Concatenate()([b1, b2, b3])
+
+
+def inception(x):
+    x = conv_bn(x, 16, 3, padding="valid")
+    x = conv_bn(x, 16, 3, padding="valid")
+    x = inception_a(x, 64)
+    x = reduction_a(x, 96)
+    x = reduction_a(x, 96)
+    x = conv_bn(x, 48, 1)
+    return classifier_head(x)
+
+
+def bottleneck(x, filters, project):
+    """ResNet block 1x1 -> 3x3 -> 1x1; `project` adds a 1x1 shortcut (conv block)."""
+    shortcut = conv_bn(x, filters, 1, relu=False) if project else x
+    y = conv_bn(x, filters, 1)
+    y = conv_bn(y, filters, 3)
+    y = conv_bn(y, filters, 1, relu=False)
+    return layers.ReLU()(layers.Add()([shortcut, y]))
+
+
+def resnet(x):
+    x = conv_bn(x, 16, 3, padding="valid")
+    x = conv_bn(x, 32, 3, padding="valid")
+    for filters in (64, 128):
+        x = bottleneck(x, filters, project=True)
+        x = bottleneck(x, filters, project=False)
+        x = bottleneck(x, filters, project=False)
+        x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    return classifier_head(x)
+
+
+def inception_resnet_block(x, filters):
+    """Inception branches summed back onto the input through a linear 1x1 (residual)."""
+    f = filters // 4
+    b1 = conv_bn(x, f, 1)
+    b2 = conv_bn(conv_bn(x, f, 1), f, 3)
+    b3 = conv_bn(conv_bn(conv_bn(x, f, 1), f, 3), f, 3)
+    mixed = conv_bn(layers.Concatenate()([b1, b2, b3]), x.shape[-1], 1, relu=False)
+    return layers.ReLU()(layers.Add()([x, mixed]))
+
+
+def inception_resnet(x):
+    x = conv_bn(x, 16, 3, padding="valid")
+    x = conv_bn(x, 64, 3, padding="valid")
+    x = inception_resnet_block(x, 64)
+    x = inception_resnet_block(x, 64)
+    x = reduction_a(x, 96)
+    x = inception_resnet_block(x, 96)
+    x = inception_resnet_block(x, 96)
+    x = reduction_a(x, 96)
+    return classifier_head(x)
+
+
+# --------------------------------------------------------------------------- our models
+
+def residual(x, filters):
+    """Two 3x3 conv-bn-relu layers added back onto the input (ResNet-9 style)."""
+    y = conv_bn(conv_bn(x, filters, 3), filters, 3)
+    return layers.Add()([x, y])
+
+
+def fastnet(x, widths=(64, 128, 256)):
+    """ResNet-9-style net: prep conv, then conv+pool (+residual) stages at 28, 14, 7.
+
+    Most compute sits at 14x14 and 7x7, where 2 CPU cores are efficient; global
+    average pooling keeps the head small.
+    """
+    x = conv_bn(x, widths[0] // 2, 3)
+    x = layers.MaxPooling2D(2)(conv_bn(x, widths[0], 3))       # 28 -> 14
+    x = residual(x, widths[0])
+    x = layers.MaxPooling2D(2)(conv_bn(x, widths[1], 3))       # 14 -> 7
+    x = residual(x, widths[1])
+    x = layers.MaxPooling2D(2, padding="same")(conv_bn(x, widths[2], 3))  # 7 -> 4
+    return classifier_head(x, flatten=False)
+
+
+def fastnet_small(x):
+    """Half-width fastnet: the quick recipe's model."""
+    return fastnet(x, widths=(32, 64, 128))
+
+
+MODELS = {
+    "simple_model_1": simple_model_1,
+    "simple_model_2": simple_model_2,
+    "inception": inception,
+    "resnet": resnet,
+    "inception_resnet": inception_resnet,
+    "fastnet": fastnet,
+    "fastnet_small": fastnet_small,
+}
+
+
+def create_model(name):
+    """Build registered model `name`; raw 0..255 pixels in, 10 logits out."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    inputs = keras.Input(INPUT_SHAPE, name="pixels")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    return keras.Model(inputs, MODELS[name](x), name=name)
