@@ -16,11 +16,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from fmnist_app.models import MODELS, create_model  # noqa: E402
+from fmnist_app.models import MODELS, create_model
 
 
 def macs_per_image(model):

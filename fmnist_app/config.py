@@ -23,7 +23,7 @@ class Config:
     LABEL_SMOOTHING: float = 0.0
     AUGMENT_PROB: float = 0.3
     ERASE_FILL: str = "noise"           # noise | zero
-    BATCH_SIZE: int = 64
+    BATCH_SIZE: int = 64                # per replica; global = BATCH_SIZE x replicas
     OPTIMIZER: str = "adam"             # adam | adamw
     WEIGHT_DECAY: float = 0.0           # only used by adamw
     LR_SCHEDULE: str = "exponential"    # exponential | cosine
@@ -43,6 +43,7 @@ class Config:
     OUTPUT_DIR: str = "output_dir"
     MODEL_DIR: str = "run"
     DATA_DIR: str = ""                  # "" = $FMNIST_DATA_DIR or the Debian package
+    DISTRIBUTE: str = "none"            # none | mirrored | multi_worker (see distribute.py)
     SEED: int = 42
 
     @property
@@ -59,6 +60,7 @@ CHOICES = {
     "OPTIMIZER": ("adam", "adamw"),
     "LR_SCHEDULE": ("exponential", "cosine"),
     "PRECISION": ("float32", "mixed_bfloat16"),
+    "DISTRIBUTE": ("none", "mirrored", "multi_worker"),
 }
 # (low, high) inclusive bounds; None means unbounded on that side.
 RANGES = {
@@ -99,7 +101,8 @@ def from_dict(values):
     known = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown config key {unknown[0]!r}; "
+                          f"known keys: {', '.join(sorted(known))}")
     checked = {k: _check_value(k, v, getattr(defaults, k)) for k, v in values.items()}
     config = Config(**checked)
     if config.VALIDATION_SIZE % 10:

@@ -13,17 +13,17 @@ LOGITS_NAME = "logits"
 PROBABILITIES_NAME = "probabilities"
 
 # Pure tensor maths: nothing here touches files, the network or process state.
-ALLOWED_OPS = frozenset("""
-    Placeholder Const Identity IdentityN NoOp
-    Conv2D DepthwiseConv2dNative MatMul BiasAdd _FusedConv2D _FusedMatMul
-    FusedBatchNorm FusedBatchNormV2 FusedBatchNormV3
-    Relu Relu6 Elu Selu Sigmoid Tanh Softmax LogSoftmax Softplus
-    Add AddV2 AddN Sub Mul RealDiv Div Maximum Minimum Neg Rsqrt Sqrt Square Exp Log
-    Mean Sum Max Min Prod
-    MaxPool AvgPool MaxPoolV2 ConcatV2 Concat Pack Unpack Reshape Squeeze ExpandDims
-    Transpose Pad PadV2 Shape StridedSlice Slice Cast Fill Tile GatherV2 ReverseV2 ArgMax
-    StopGradient Rank Range Size
-""".split())
+ALLOWED_OPS = frozenset((
+    "Placeholder", "Const", "Identity", "IdentityN", "NoOp", "Conv2D", "DepthwiseConv2dNative",
+    "MatMul", "BiasAdd", "_FusedConv2D", "_FusedMatMul", "FusedBatchNorm", "FusedBatchNormV2",
+    "FusedBatchNormV3", "Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "Softmax",
+    "LogSoftmax", "Softplus", "Add", "AddV2", "AddN", "Sub", "Mul", "RealDiv", "Div", "Maximum",
+    "Minimum", "Neg", "Rsqrt", "Sqrt", "Square", "Exp", "Log", "Mean", "Sum", "Max", "Min",
+    "Prod", "MaxPool", "AvgPool", "MaxPoolV2", "ConcatV2", "Concat", "Pack", "Unpack", "Reshape",
+    "Squeeze", "ExpandDims", "Transpose", "Pad", "PadV2", "Shape", "StridedSlice", "Slice",
+    "Cast", "Fill", "Tile", "GatherV2", "ReverseV2", "ArgMax", "StopGradient", "Rank", "Range",
+    "Size",
+))
 
 
 class ModelError(ValueError):

@@ -20,16 +20,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-import data_input  # noqa: E402
-from fmnist_app import config as config_module  # noqa: E402
-from fmnist_app.export import GRAPH_FILENAME, export_frozen_graph, write_atomically  # noqa: E402
-from fmnist_app.inference import FrozenModel  # noqa: E402
-from fmnist_app.losses import create_loss  # noqa: E402
-from fmnist_app.models import create_model  # noqa: E402
+import data_input
+from fmnist_app import config as config_module
+from fmnist_app import distribute
+from fmnist_app.export import GRAPH_FILENAME, export_frozen_graph, write_atomically
+from fmnist_app.inference import FrozenModel
+from fmnist_app.losses import create_loss
+from fmnist_app.models import create_model
 
 
 class TrainingError(RuntimeError):
@@ -50,19 +51,21 @@ def parse_args(argv):
 
 # --------------------------------------------------------------------------- pieces
 
-def learning_rate_schedule(config):
+def learning_rate_schedule(config, lr_scale=1):
+    """The configured schedule; `lr_scale` multiplies the rate (one factor per replica)."""
+    peak = config.LEARNING_RATE * lr_scale
     if config.LR_SCHEDULE == "cosine":
         warmup = min(config.WARMUP_STEPS, config.STEPS - 1)
         return keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=config.LEARNING_RATE / 100 if warmup else config.LEARNING_RATE,
+            initial_learning_rate=peak / 100 if warmup else peak,
             decay_steps=config.STEPS - warmup, alpha=0.0,
-            warmup_target=config.LEARNING_RATE if warmup else None, warmup_steps=warmup)
+            warmup_target=peak if warmup else None, warmup_steps=warmup)
     return keras.optimizers.schedules.ExponentialDecay(
-        config.LEARNING_RATE, config.DECAY_STEPS, config.DECAY_RATE, staircase=True)
+        peak, config.DECAY_STEPS, config.DECAY_RATE, staircase=True)
 
 
-def make_optimizer(config):
-    schedule = learning_rate_schedule(config)
+def make_optimizer(config, lr_scale=1):
+    schedule = learning_rate_schedule(config, lr_scale)
     if config.OPTIMIZER == "adamw":
         return keras.optimizers.AdamW(schedule, weight_decay=config.WEIGHT_DECAY)
     return keras.optimizers.Adam(schedule)
@@ -146,7 +149,8 @@ class Progress:
             return
         now = time.monotonic()
         if step > self.mark_step:
-            self.images_per_second = (step - self.mark_step) * self.batch_size / (now - self.mark_time)
+            images = (step - self.mark_step) * self.batch_size
+            self.images_per_second = images / (now - self.mark_time)
             self.mark_time, self.mark_step = now, step
         eta = (self.total - step) * self.batch_size / max(self.images_per_second, 1e-9)
         val = f"{100 * val_accuracy:.2f}%" if val_accuracy is not None else "-"
@@ -158,22 +162,28 @@ class Progress:
 # --------------------------------------------------------------------------- main
 
 def train(config, resume=False):
-    """Run the whole recipe; returns the metrics dict also written to metrics.json."""
+    """Run the whole recipe; returns the metrics dict (the chief also writes metrics.json)."""
+    strategy = distribute.make_strategy(config.DISTRIBUTE)
+    chief = distribute.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.BATCH_SIZE * replicas
     run_dir = config.run_dir
     checkpoint_dir = run_dir / "checkpoints"
     has_checkpoint = checkpoint_dir.exists() and tf.train.latest_checkpoint(checkpoint_dir)
-    if not resume and (has_checkpoint or (run_dir / GRAPH_FILENAME).exists()):
+    if chief and not resume and (has_checkpoint or (run_dir / GRAPH_FILENAME).exists()):
         raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, "
                             "or --model-dir NEW_NAME to start another")
     if resume and not has_checkpoint:
         raise TrainingError(f"nothing to resume: no checkpoint in {checkpoint_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomically(config.to_json().encode(), run_dir / "config.json")
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(config.to_json().encode(), run_dir / "config.json")
     keras.mixed_precision.set_global_policy(config.PRECISION)
 
     # ---- data
     train_images, train_labels = data_input.load_split("train", config.DATA_DIR or None)
-    train_idx, val_idx = data_input.stratified_split(train_labels, config.VALIDATION_SIZE, config.SEED)
+    train_idx, val_idx = data_input.stratified_split(
+        train_labels, config.VALIDATION_SIZE, config.SEED)
     if config.TRAIN_SUBSET:
         train_idx = np.random.default_rng(config.SEED).permutation(train_idx)[:config.TRAIN_SUBSET]
     if config.VALIDATION_SIZE:
@@ -184,41 +194,48 @@ def train(config, resume=False):
         monitor_images, monitor_labels = data_input.load_split("test", config.DATA_DIR or None)
     monitor_labels = monitor_labels.astype(np.int64)
 
-    # ---- model, loss, optimizer, state
-    model = create_model(config.MODEL)
+    # ---- model, loss, optimizer, state (variables live under the strategy's scope)
+    with strategy.scope():
+        model = create_model(config.MODEL)
+        optimizer = make_optimizer(config, lr_scale=replicas)
+        optimizer.build(model.trainable_variables)
+        average = WeightAverage(model, config.EMA_DECAY) if config.EMA_DECAY else None
+        step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        best_accuracy = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
+        evals_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
     loss_fn = create_loss(config)
-    optimizer = make_optimizer(config)
-    optimizer.build(model.trainable_variables)
-    average = WeightAverage(model, config.EMA_DECAY) if config.EMA_DECAY else None
-    step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False)
-    best_accuracy = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
-    evals_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, elapsed=elapsed,
                                      best_accuracy=best_accuracy, evals_since_best=evals_since_best,
                                      average=average.shadow if average else [])
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+    manager = tf.train.CheckpointManager(
+        checkpoint, distribute.checkpoint_dir_for(strategy, checkpoint_dir), max_to_keep=2)
     if resume:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"resumed {run_dir} at step {int(step)}")
-    start_step = int(step)
+        checkpoint.restore(tf.train.latest_checkpoint(checkpoint_dir)).assert_existing_objects_matched()
+        print(f"resumed {run_dir} at step {int(step.numpy())}")
+    start_step = int(step.numpy())
     # A resumed run draws a fresh shuffle/augmentation stream instead of replaying the first one.
     tf.random.set_seed(config.SEED + start_step)
-    dataset = data_input.train_dataset(train_images[train_idx], train_labels[train_idx],
-                                       config.BATCH_SIZE, config.AUGMENT_PROB,
-                                       config.SEED + start_step, config.ERASE_FILL)
+    dataset = strategy.experimental_distribute_dataset(data_input.train_dataset(
+        train_images[train_idx], train_labels[train_idx], global_batch, config.AUGMENT_PROB,
+        config.SEED + start_step, config.ERASE_FILL))
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.nn.compute_average_loss(loss_fn(labels, logits),
+                                              global_batch_size=global_batch)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
 
     @tf.function
     def train_step(images, labels):
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_mean(loss_fn(labels, logits))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        losses = strategy.run(replica_step, args=(images, labels))
         step.assign_add(1)
         if average:
             average.update(step)
-        return loss
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     @tf.function
     def predict_batch(images):
@@ -229,8 +246,8 @@ def train(config, resume=False):
             predictions = np.concatenate([predict_batch(x).numpy() for x, _ in
                                           data_input.eval_dataset(monitor_images, monitor_labels)])
             accuracy, per_class = class_accuracies(predictions, monitor_labels)
-            improved = accuracy > float(best_accuracy)
-            if improved and config.VALIDATION_SIZE:
+            improved = accuracy > float(best_accuracy.numpy())
+            if improved and config.VALIDATION_SIZE and chief:
                 save_weights_atomically(model, run_dir / "best.weights.h5")
         if improved:
             best_accuracy.assign(accuracy)
@@ -240,20 +257,24 @@ def train(config, resume=False):
         return accuracy, per_class
 
     # ---- fit
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+    if chief:
+        writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+        log_path = run_dir / "log.jsonl"
+    else:
+        writer, log_path = tf.summary.create_noop_writer(), os.devnull
     stop = StopRequest()
-    progress = Progress(config.STEPS, config.BATCH_SIZE, start_step)
+    progress = Progress(config.STEPS, global_batch, start_step)
     print(f"training {config.MODEL} ({model.count_params():,} parameters) for {config.STEPS} steps"
-          f" of {config.BATCH_SIZE} on {len(train_idx)} images, {config.PRECISION};"
-          f" TensorBoard: tensorboard --logdir {config.OUTPUT_DIR}", flush=True)
+          f" of {global_batch} ({replicas} replica(s)) on {len(train_idx)} images,"
+          f" {config.PRECISION}; TensorBoard: tensorboard --logdir {config.OUTPUT_DIR}", flush=True)
     last_accuracy, loss, stopped_early = None, float("nan"), False
     clock = time.monotonic()
-    with open(run_dir / "log.jsonl", "a") as log, writer.as_default():
+    with open(log_path, "a") as log, writer.as_default():
         for images, labels in dataset:
-            if int(step) >= config.STEPS or stopped_early:
+            if int(step.numpy()) >= config.STEPS or stopped_early:
                 break
             loss = float(train_step(images, labels))
-            current = int(step)
+            current = int(step.numpy())
             elapsed.assign_add(time.monotonic() - clock)
             clock = time.monotonic()
             progress.update(current, loss, last_accuracy)
@@ -263,7 +284,7 @@ def train(config, resume=False):
                                   float(optimizer.learning_rate), step=current)
             if current % config.EVAL_EVERY == 0 or current == config.STEPS:
                 last_accuracy, per_class = evaluate()
-                record = {"step": current, "wall_seconds": round(float(elapsed), 1),
+                record = {"step": current, "wall_seconds": round(float(elapsed.numpy()), 1),
                           "loss": loss, "images_per_second": round(progress.images_per_second, 1),
                           f"{monitor_name}_accuracy": last_accuracy,
                           f"{monitor_name}_per_class": per_class}
@@ -275,20 +296,24 @@ def train(config, resume=False):
                                       acc, step=current)
                 progress.update(current, loss, last_accuracy, force=True)
                 patience = config.EARLY_STOPPING_PATIENCE
-                if patience and int(evals_since_best) >= patience:
-                    print(f"\nearly stop at step {current}: no improvement in {patience} evaluations")
+                if patience and int(evals_since_best.numpy()) >= patience:
+                    print(f"\nearly stop at step {current}: "
+                          f"no improvement in {patience} evaluations")
                     stopped_early = True
                 clock = time.monotonic()  # evaluation time is not training time
             if current % config.CHECKPOINT_EVERY == 0 or current == config.STEPS or stop.signum:
                 manager.save(checkpoint_number=current)
             if stop.signum:
                 print(f"\nstopped by signal {stop.signum} at step {current}; checkpoint saved. "
-                      f"Continue with: python -m fmnist_app.train --config {run_dir / 'config.json'}"
-                      " --resume", flush=True)
+                      "Continue with: python -m fmnist_app.train --config "
+                      f"{run_dir / 'config.json'} --resume", flush=True)
                 sys.exit(128 + stop.signum)
     if progress.tty:
         print()
-    wall_seconds = float(elapsed)
+    wall_seconds = float(elapsed.numpy())
+    if not chief:
+        print(f"worker done: {int(step.numpy())} steps; the chief exports the graph")
+        return {"steps": int(step.numpy()), "chief": False}
 
     # ---- export: the best validation weights, else the final (averaged) weights
     keras.mixed_precision.set_global_policy("float32")
@@ -305,17 +330,17 @@ def train(config, resume=False):
 
     metrics = {
         "git_commit": git_commit(), "model": config.MODEL, "parameters": model.count_params(),
-        "seed": config.SEED, "steps": int(step), "batch_size": config.BATCH_SIZE,
+        "seed": config.SEED, "steps": int(step.numpy()), "batch_size": global_batch, "replicas": replicas,
         "train_images": int(len(train_idx)), "precision": config.PRECISION,
         "wall_seconds": round(wall_seconds, 1),
-        "images_per_second": round((int(step)) * config.BATCH_SIZE / max(wall_seconds, 1e-9), 1),
+        "images_per_second": round(int(step.numpy()) * global_batch / max(wall_seconds, 1e-9), 1),
         "stopped_early": stopped_early,
-        "validation_accuracy": float(best_accuracy) if config.VALIDATION_SIZE else None,
+        "validation_accuracy": float(best_accuracy.numpy()) if config.VALIDATION_SIZE else None,
         "test_accuracy": test_accuracy, "test_per_class": test_per_class,
         "frozen_graph": str(graph_path),
     }
     write_atomically((json.dumps(metrics, indent=2) + "\n").encode(), run_dir / "metrics.json")
-    print(f"done: {int(step)} steps in {wall_seconds / 60:.1f} min; test accuracy "
+    print(f"done: {int(step.numpy())} steps in {wall_seconds / 60:.1f} min; test accuracy "
           f"{100 * test_accuracy:.2f}%; graph {graph_path}")
     return metrics
 
@@ -326,7 +351,8 @@ def main(argv=None):
         config = config_module.load(args.config, OUTPUT_DIR=args.output_dir,
                                     MODEL_DIR=args.model_dir, STEPS=args.steps, SEED=args.seed)
         train(config, resume=args.resume)
-    except (config_module.ConfigError, data_input.DatasetError, TrainingError) as err:
+    except (config_module.ConfigError, data_input.DatasetError, TrainingError,
+            distribute.DistributeError) as err:
         sys.exit(f"error: {err}")
 
 

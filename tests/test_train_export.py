@@ -1,0 +1,159 @@
+"""A tiny real training run, kill-and-resume, the frozen graph and its safe reader."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT
+from fmnist_app import config as config_module
+from fmnist_app import train
+from fmnist_app.export import export_frozen_graph
+from fmnist_app.inference import FrozenModel, ModelError
+from fmnist_app.models import create_model
+
+
+def tiny_config(data_dir, output_dir, **changes):
+    values = {"MODEL": "simple_model_1", "STEPS": 40, "BATCH_SIZE": 32, "EVAL_EVERY": 20,
+              "CHECKPOINT_EVERY": 10, "VALIDATION_SIZE": 100, "EMA_DECAY": 0.9,
+              "LR_SCHEDULE": "cosine", "WARMUP_STEPS": 5, "LEARNING_RATE": 0.003,
+              "DATA_DIR": str(data_dir), "OUTPUT_DIR": str(output_dir), "MODEL_DIR": "tiny"}
+    values.update(changes)
+    return config_module.from_dict(values)
+
+
+def run_cli(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "fmnist_app.train", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(fake_data_dir, tmp_path_factory):
+    cfg = tiny_config(fake_data_dir, tmp_path_factory.mktemp("runs"))
+    return cfg, train.train(cfg)
+
+
+def test_tiny_run_leaves_a_complete_run_directory(tiny_run):
+    cfg, metrics = tiny_run
+    run_dir = cfg.run_dir
+    for name in ("config.json", "log.jsonl", "metrics.json", "best.weights.h5",
+                 "frozen_inference_graph.pb"):
+        assert (run_dir / name).is_file(), name
+    assert tf.train.latest_checkpoint(run_dir / "checkpoints").endswith("ckpt-40")
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert config_module.load(run_dir / "config.json") == cfg
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [20, 40]
+    assert all(len(r["val_per_class"]) == 10 for r in records)
+    assert metrics["steps"] == 40 and metrics["train_images"] == 500
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+
+
+def test_tiny_run_learns_the_synthetic_classes(tiny_run):
+    _, metrics = tiny_run
+    # 10 easy classes: chance is 10%; 40 small steps already get well past it.
+    assert metrics["validation_accuracy"] > 0.5
+
+
+def test_frozen_graph_matches_the_keras_model():
+    model = create_model("simple_model_1")
+    # Move batch-norm statistics off their defaults so folding them is really tested.
+    rng = np.random.default_rng(0)
+    model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
+    images = rng.integers(0, 256, (16, 28, 28, 1)).astype(np.float32)
+    expected = model(images, training=False).numpy()
+    path = export_frozen_graph(model, Path(os.environ.get("TMPDIR", "/tmp")) / "match_test.pb")
+    frozen = FrozenModel(path)
+    logits, probabilities = frozen.logits_and_probabilities(images.astype(np.uint8))
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    op_types = {node.op for node in tf.compat.v1.GraphDef.FromString(path.read_bytes()).node}
+    assert "FusedBatchNormV3" not in op_types  # grappler folded batch norm away
+    path.unlink()
+
+
+def wait_for_checkpoint(process, checkpoint_dir, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if checkpoint_dir.exists() and tf.train.latest_checkpoint(checkpoint_dir):
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    pytest.fail("no checkpoint appeared")
+
+
+@pytest.mark.parametrize("kill_signal", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_to_the_same_final_step(fake_data_dir, tmp_path, kill_signal):
+    cfg = tiny_config(fake_data_dir, tmp_path, STEPS=300, CHECKPOINT_EVERY=25, EVAL_EVERY=100)
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json())
+    first = run_cli("--config", str(path))
+    wait_for_checkpoint(first, cfg.run_dir / "checkpoints")
+    first.send_signal(kill_signal)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode in (128 + kill_signal, -kill_signal), err
+    killed_at = int(tf.train.latest_checkpoint(cfg.run_dir / "checkpoints").rsplit("-", 1)[1])
+    assert 0 < killed_at < 300
+    if kill_signal == signal.SIGTERM:
+        assert (cfg.run_dir / "checkpoints").exists()
+
+    again = run_cli("--config", str(path))  # without --resume it must refuse to overwrite
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 1 and "pass --resume" in err
+
+    resumed = run_cli("--config", str(path), "--resume")
+    out, err = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, err
+    assert f"resumed {cfg.run_dir} at step {killed_at}" in out
+    metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
+    assert metrics["steps"] == 300
+
+
+def test_bad_config_is_one_line_error(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"LOSS": "hinge"}))
+    process = run_cli("--config", str(path))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        "error: LOSS must be one of ce, weighted_ce, focal, got 'hinge'")
+    assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- the reader
+
+def frozen_graph_with(op_builder, path):
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="input")])
+    def graph(pixels):
+        op_builder()
+        logits = tf.identity(tf.reduce_mean(pixels, axis=[1, 2]) * tf.ones([1, 10]), name="logits")
+        return tf.nn.softmax(logits, name="probabilities")
+    path.write_bytes(graph.get_concrete_function().graph.as_graph_def().SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("op_name, builder", [
+    ("WriteFile", lambda: tf.io.write_file("/tmp/owned", "x")),
+    ("ReadFile", lambda: tf.io.read_file("/etc/hostname")),
+])
+def test_graph_with_file_ops_is_refused(tmp_path, op_name, builder):
+    path = frozen_graph_with(builder, tmp_path / "evil.pb")
+    with pytest.raises(ModelError, match=f"refused, it contains op.*{op_name}"):
+        FrozenModel(path)
+
+
+def test_missing_and_corrupt_graphs_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="not found; train one with"):
+        FrozenModel(tmp_path / "absent.pb")
+    corrupt = tmp_path / "corrupt.pb"
+    corrupt.write_bytes(b"\x00\xffthis is not a graph" * 10)
+    with pytest.raises(ModelError, match="not a frozen TensorFlow graph"):
+        FrozenModel(corrupt)
