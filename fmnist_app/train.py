@@ -18,19 +18,21 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fmnist_app.tf_quiet import import_tensorflow_quietly
 
-import keras
-import numpy as np
-import tensorflow as tf
+import_tensorflow_quietly()  # before anything imports TensorFlow
 
-import data_input
-from fmnist_app import config as config_module
-from fmnist_app import distribute
-from fmnist_app.export import GRAPH_FILENAME, export_frozen_graph, write_atomically
-from fmnist_app.inference import FrozenModel
-from fmnist_app.losses import create_loss
-from fmnist_app.models import create_model
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import data_input  # noqa: E402
+from fmnist_app import config as config_module  # noqa: E402
+from fmnist_app import distribute  # noqa: E402
+from fmnist_app.export import GRAPH_FILENAME, export_frozen_graph, write_atomically  # noqa: E402
+from fmnist_app.inference import FrozenModel  # noqa: E402
+from fmnist_app.losses import create_loss  # noqa: E402
+from fmnist_app.models import create_model  # noqa: E402
 
 
 class TrainingError(RuntimeError):
@@ -330,7 +332,8 @@ def train(config, resume=False):
 
     metrics = {
         "git_commit": git_commit(), "model": config.MODEL, "parameters": model.count_params(),
-        "seed": config.SEED, "steps": int(step.numpy()), "batch_size": global_batch, "replicas": replicas,
+        "seed": config.SEED, "steps": int(step.numpy()), "batch_size": global_batch,
+        "replicas": replicas,
         "train_images": int(len(train_idx)), "precision": config.PRECISION,
         "wall_seconds": round(wall_seconds, 1),
         "images_per_second": round(int(step.numpy()) * global_batch / max(wall_seconds, 1e-9), 1),

@@ -1,11 +1,13 @@
 """Config validation, the model registry and the losses."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import ROOT
 from fmnist_app import config
 from fmnist_app.losses import cross_entropy, focal, weighted_cross_entropy
 from fmnist_app.models import MODELS, create_model
@@ -19,8 +21,13 @@ SEED_PARAMETERS = {
 
 # --------------------------------------------------------------------------- config
 
-def test_repo_config_loads_and_round_trips(tmp_path):
-    loaded = config.load("config.json")
+RECIPES = [Path(ROOT, "config.json"), *sorted(Path(ROOT, "configs").glob("*.json"))]
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipes_load_and_round_trip(tmp_path, path):
+    loaded = config.load(path)
+    assert loaded.MODEL in MODELS
     (tmp_path / "again.json").write_text(loaded.to_json())
     assert config.load(tmp_path / "again.json") == loaded
 

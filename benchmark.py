@@ -1,0 +1,83 @@
+"""Evaluate a frozen graph on the 10,000 Fashion-MNIST test images.
+
+    python benchmark.py [--model PATH] [--data-dir DIR] [--json FILE] [--plots DIR]
+                        [--compare OTHER.json] [--tta]
+
+Prints the per-class test accuracy table, precision/recall/F1, the confusion matrix, the
+most confused pairs and the speed on this machine. Reads only the frozen graph (through
+fmnist_app.inference) and the test set, never the model code. The logic lives in
+fmnist_app.evaluation and fmnist_app.plots.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "output_dir/final_model/frozen_inference_graph.pb"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL),
+                        help="frozen graph to evaluate (default: the shipped model, %(default)s)")
+    parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: "
+                        "$FMNIST_DATA_DIR, else /usr/share/datasets/fashion-mnist)")
+    parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
+    parser.add_argument("--plots", metavar="DIR", help="also write the PNG plots into DIR")
+    parser.add_argument("--compare", metavar="OTHER.json",
+                        help="print per-class differences against a JSON from an earlier --json")
+    parser.add_argument("--tta", action="store_true",
+                        help="also report horizontal-flip test-time averaging, separately")
+    return parser.parse_args(argv)
+
+
+def run(args):
+    from data_input import find_data_dir, load_split
+    from fmnist_app import evaluation
+    from fmnist_app.inference import FrozenModel
+
+    # Cheap checks first, so a bad --compare file fails before the model runs.
+    other = evaluation.read_report(args.compare) if args.compare else None
+    model = FrozenModel(args.model)
+    data_dir = find_data_dir(args.data_dir)
+    images, labels = load_split("test", data_dir)
+
+    probabilities, timing = evaluation.timed_predictions(model, images)
+    tta = evaluation.flip_tta_probabilities(model, images, probabilities) if args.tta else None
+    report = evaluation.build_report(args.model, data_dir, labels, probabilities, timing, tta)
+    print(evaluation.format_report(report))
+    if other is not None:
+        print("\n" + evaluation.format_comparison(report, other, args.compare))
+    if args.json:
+        evaluation.write_report(report, args.json)
+        print(f"\nwrote {args.json}")
+    if args.plots:
+        from fmnist_app.plots import write_plots
+
+        paths = write_plots(report, images, labels, probabilities, args.plots)
+        print(f"\nwrote {', '.join(str(p) for p in paths)}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from fmnist_app.tf_quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from data_input import DatasetError
+    from fmnist_app.evaluation import ReportError
+    from fmnist_app.inference import ModelError
+
+    try:
+        run(args)
+    except (ModelError, DatasetError, ReportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # writing --json or --plots
+        print(f"error: cannot write {err.filename} ({err.strerror}); choose a writable path",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
