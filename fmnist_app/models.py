@@ -46,14 +46,17 @@ def simple_model_2(x):
     return classifier_head(x)
 
 
+def inception_branches(x, f):
+    """The 1x1, 1x1->3x3 and 1x1->3x3->3x3 branches shared by the Inception blocks."""
+    return [conv_bn(x, f, 1),
+            conv_bn(conv_bn(x, f, 1), f, 3),
+            conv_bn(conv_bn(conv_bn(x, f, 1), f, 3), f, 3)]
+
+
 def inception_a(x, filters):
     """Four parallel branches (1x1 / 3x3 / double 3x3 / pool), filters//4 each."""
-    f = filters // 4
-    b1 = conv_bn(x, f, 1)
-    b2 = conv_bn(conv_bn(x, f, 1), f, 3)
-    b3 = conv_bn(conv_bn(conv_bn(x, f, 1), f, 3), f, 3)
-    b4 = conv_bn(layers.AveragePooling2D(3, 1, padding="same")(x), f, 1)
-    return layers.Concatenate()([b1, b2, b3, b4])
+    pool = conv_bn(layers.AveragePooling2D(3, 1, padding="same")(x), filters // 4, 1)
+    return layers.Concatenate()([*inception_branches(x, filters // 4), pool])
 
 
 def reduction_a(x, filters):
@@ -100,11 +103,8 @@ def resnet(x):
 
 def inception_resnet_block(x, filters):
     """Inception branches summed back onto the input through a linear 1x1 (residual)."""
-    f = filters // 4
-    b1 = conv_bn(x, f, 1)
-    b2 = conv_bn(conv_bn(x, f, 1), f, 3)
-    b3 = conv_bn(conv_bn(conv_bn(x, f, 1), f, 3), f, 3)
-    mixed = conv_bn(layers.Concatenate()([b1, b2, b3]), x.shape[-1], 1, relu=False)
+    branches = layers.Concatenate()(inception_branches(x, filters // 4))
+    mixed = conv_bn(branches, x.shape[-1], 1, relu=False)
     return layers.ReLU()(layers.Add()([x, mixed]))
 
 
