@@ -1,0 +1,96 @@
+"""Live Fashion-MNIST demo: classify what is held inside the blue guide box.
+
+    python demo_program.py                         # camera 0, window
+    python demo_program.py --demo-source           # test-set garments, no camera needed
+    python demo_program.py --video clip.mp4 --no-gui --predictions out.csv
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "output_dir/final_model/frozen_inference_graph.pb"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, default=0, metavar="N",
+                        help="camera index (default 0)")
+    source.add_argument("--video", type=Path, metavar="FILE", help="a video file")
+    source.add_argument("--image", type=Path, metavar="FILE_OR_DIR",
+                        help="an image, or a folder of them")
+    source.add_argument("--demo-source", action="store_true",
+                        help="built-in scene of test-set garments (no camera needed)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                        help=f"frozen graph to run (default {DEFAULT_MODEL})")
+    parser.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
+                        help="mirror the picture; auto mirrors cameras only (default auto)")
+    parser.add_argument("--box-size", type=float, default=0.6, metavar="FRACTION",
+                        help="guide box side as a fraction of the frame height, 0.2..1 "
+                             "(default 0.6)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="show 'unsure' below this smoothed probability (default 0.5)")
+    parser.add_argument("--snapshot-dir", type=Path, default=Path("snapshots"),
+                        help="where S saves snapshots (default ./snapshots)")
+    parser.add_argument("--no-gui", action="store_true",
+                        help="no window: classify every frame into --predictions")
+    parser.add_argument("--predictions", type=Path, metavar="CSV",
+                        help="with --no-gui: one row per frame")
+    parser.add_argument("--max-frames", type=int, metavar="N",
+                        help="with --no-gui: stop after N frames (cameras and the demo "
+                             "source never end)")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="save a picture of the window when --quit-after expires")
+    parser.add_argument("--quit-after", type=float, metavar="SECONDS",
+                        help="close the window after this many seconds")
+    args = parser.parse_args(argv)
+    if not 0.2 <= args.box_size <= 1.0:
+        parser.error(f"--box-size {args.box_size} is outside 0.2..1")
+    if not 0.0 <= args.threshold <= 1.0:
+        parser.error(f"--threshold {args.threshold} is outside 0..1")
+    if args.no_gui and args.predictions is None:
+        parser.error("--no-gui needs --predictions FILE.csv to write its rows to")
+    if args.screenshot and args.quit_after is None:
+        args.quit_after = 8.0
+    return args
+
+
+def source_spec(args):
+    from fmnist_app.sources import SourceSpec
+    if args.video:
+        return SourceSpec("video", args.video)
+    if args.image:
+        return SourceSpec("image", args.image)
+    if args.demo_source:
+        return SourceSpec("demo")
+    return SourceSpec("camera", args.camera)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    spec = source_spec(args)
+    if args.no_gui:
+        from fmnist_app.gui.headless import run_headless
+        from fmnist_app.gui.window_options import mirror_for
+        from fmnist_app.inference import ModelError
+        from fmnist_app.sources import SourceError
+        try:
+            rows = run_headless(spec, args.model, args.predictions, args.box_size,
+                                mirror_for(spec, args.mirror), args.max_frames)
+        except (ModelError, SourceError) as err:
+            sys.exit(f"error: {err}")
+        except OSError as err:
+            sys.exit(f"error: cannot write {args.predictions} ({err.strerror or err}); "
+                     "pick a writable --predictions path")
+        print(f"wrote {rows} rows to {args.predictions}")
+        return 0
+    from fmnist_app.gui.app import run_gui
+    from fmnist_app.gui.window_options import WindowOptions
+    options = WindowOptions(spec, args.model, args.mirror, args.box_size, args.threshold,
+                            args.snapshot_dir)
+    return run_gui(options, args.screenshot, args.quit_after)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

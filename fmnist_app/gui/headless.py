@@ -1,0 +1,49 @@
+"""--no-gui: the window's pipeline on a source, one CSV row per frame. No Qt here."""
+
+import csv
+import sys
+import time
+
+from fmnist_app.gui.pipeline import Pipeline, load_classifier
+from fmnist_app.sources import FrameUnavailable, SourceEnded, open_source
+
+CSV_COLUMNS = ("frame", "time_s", "top1_class", "top1_probability", "top2_class",
+               "top2_probability", "top3_class", "top3_probability", "box_empty", "pipeline_ms")
+
+
+def csv_row(result, seconds):
+    """One result as a CSV row; class columns stay blank when the box was empty."""
+    classes = [field for name, p in result.top3 for field in (name, f"{p:.4f}")]
+    classes += [""] * (6 - len(classes))
+    return [result.index, f"{seconds:.3f}", *classes, int(result.empty),
+            f"{result.pipeline_ms:.2f}"]
+
+
+def run_headless(spec, model_path, predictions_path, box_fraction, mirror, max_frames=None):
+    """Classify every frame of `spec` into `predictions_path`; returns the number of rows.
+
+    Raises ModelError / SourceError (one-line messages) when the model or source is unusable.
+    Ctrl-C stops early and keeps the rows written so far.
+    """
+    pipeline = Pipeline(load_classifier(model_path))
+    source = open_source(spec, live=False)
+    rows = 0
+    started = time.perf_counter()
+    with source, open(predictions_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        try:
+            while max_frames is None or rows < max_frames:
+                try:
+                    frame = source.read()
+                except FrameUnavailable as err:
+                    print(f"warning: {err}", file=sys.stderr)
+                    continue
+                except SourceEnded:
+                    break
+                result = pipeline.process(frame, box_fraction, mirror)
+                writer.writerow(csv_row(result, time.perf_counter() - started))
+                rows += 1
+        except KeyboardInterrupt:
+            print("interrupted; keeping the rows written so far", file=sys.stderr)
+    return rows

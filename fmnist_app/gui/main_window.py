@@ -1,0 +1,291 @@
+"""The demo window: the picture with its guide box on the left, what the model sees and says
+on the right, controls below. It only paints and forwards the user's choices to the worker.
+"""
+
+from PySide6.QtCore import Qt, QThread, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fmnist_app.gui.pipeline import SMOOTHING_FRAMES
+from fmnist_app.gui.widgets import FrameView, InputPreview, TopBars, big_font
+from fmnist_app.gui.window_options import mirror_for
+from fmnist_app.gui.worker import PipelineWorker, Settings
+from fmnist_app.sources import SourceSpec
+
+KEYS_HELP = "Space pause · S snapshot · M mirror · C next camera · Esc/Q quit"
+DEMO_SPEC = SourceSpec("demo")
+
+
+def prediction_text(result, threshold):
+    """(large text, small text) for the prediction area."""
+    if result.empty:
+        return "box empty", "hold a garment inside the blue box"
+    if result.smoothed is None:
+        return "no model", "see the model line below"
+    name, probability = result.smoothed
+    if probability < threshold:
+        return "unsure", f"maybe {name} ({probability:.0%})"
+    return name, f"{probability:.0%}, mean of the last {SMOOTHING_FRAMES} frames"
+
+
+def slider(low, high, value, on_change):
+    control = QSlider(Qt.Orientation.Horizontal)
+    control.setRange(low, high)
+    control.setValue(value)
+    control.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    control.valueChanged.connect(on_change)
+    return control
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, options):
+        super().__init__()
+        self.options = options
+        self.threshold = options.threshold
+        self.current = None              # the Delivery on screen
+        self.results_shown = 0
+        self.current_spec = options.source
+        self.cameras = []
+        self.last_snapshot = None
+        self.setWindowTitle("fmnist: live Fashion-MNIST classifier")
+        self._build()
+        # Keys go to the window itself: no child takes focus, so Space never presses a button.
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._start_worker()
+
+    # ---------------------------------------------------------------- layout
+    def _build(self):
+        self.frame_view = FrameView()
+        self.preview = InputPreview()
+        self.prediction = QLabel("starting ...")
+        self.prediction.setFont(big_font())
+        self.prediction_detail = QLabel("")
+        self.bars = TopBars()
+        self.stats = QLabel("")
+        self.model_line = QLabel("")
+        self.model_line.setWordWrap(True)
+
+        self.source_picker = QComboBox()
+        self.source_picker.activated.connect(
+            lambda index: self.choose_source(self.source_picker.itemData(index)))
+        self.demo_button = QPushButton("Demo source")
+        self.demo_button.setToolTip("Test-set garments on a moving belt: no camera needed")
+        self.demo_button.clicked.connect(lambda: self.choose_source(DEMO_SPEC))
+        self.mirror_box = QCheckBox("Mirror (M)")
+        self.mirror_box.setChecked(mirror_for(self.options.source, self.options.mirror_mode))
+        self.mirror_box.toggled.connect(lambda on: self.worker.update_settings(mirror=on))
+        self.box_label = QLabel()
+        self.box_slider = slider(20, 100, round(100 * self.options.box_fraction),
+                                 self._box_size_changed)
+        self.threshold_label = QLabel()
+        self.threshold_slider = slider(0, 100, round(100 * self.threshold),
+                                       self._threshold_changed)
+        self.pause_button = QPushButton("Pause (Space)")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._pause_toggled)
+        self.snapshot_button = QPushButton("Snapshot (S)")
+        self.snapshot_button.clicked.connect(self.save_snapshot)
+        for control in (self.source_picker, self.demo_button, self.mirror_box,
+                        self.pause_button, self.snapshot_button):
+            control.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._box_size_changed(self.box_slider.value(), notify=False)
+        self._threshold_changed(self.threshold_slider.value())
+
+        side = QVBoxLayout()
+        side.addWidget(QLabel("Model input, 28x28"))
+        side.addWidget(self.preview)
+        side.addSpacing(6)
+        side.addWidget(self.prediction)
+        side.addWidget(self.prediction_detail)
+        side.addWidget(self.bars)
+        side.addWidget(self.stats)
+        side.addSpacing(8)
+        side.addWidget(QLabel("Source"))
+        sources = QHBoxLayout()
+        sources.addWidget(self.source_picker, 1)
+        sources.addWidget(self.demo_button)
+        side.addLayout(sources)
+        side.addWidget(self.mirror_box)
+        for label, control in ((self.box_label, self.box_slider),
+                               (self.threshold_label, self.threshold_slider)):
+            side.addWidget(label)
+            side.addWidget(control)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.pause_button)
+        buttons.addWidget(self.snapshot_button)
+        side.addLayout(buttons)
+        side.addWidget(self.model_line)
+        side.addStretch(1)
+        keys_help = QLabel(KEYS_HELP)
+        keys_help.setWordWrap(True)
+        side.addWidget(keys_help)
+        panel = QWidget()
+        panel.setLayout(side)
+        panel.setFixedWidth(320)
+
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.addWidget(self.frame_view, 1)
+        row.addWidget(panel)
+        self.setCentralWidget(central)
+        self._rebuild_source_picker()
+
+    # ---------------------------------------------------------------- worker
+    def _start_worker(self):
+        settings = Settings(self.mirror_box.isChecked(), self.box_slider.value() / 100)
+        self.worker = PipelineWorker(self.options.source, self.options.model_path, settings)
+        self.worker_thread = QThread(self)
+        self.worker.moveToThread(self.worker_thread)
+        self.worker_thread.started.connect(self.worker.run)
+        self.worker.finished.connect(self.worker_thread.quit)
+        self.worker.result_ready.connect(self._show_latest)
+        self.worker.status.connect(self._show_status)
+        self.worker.model_status.connect(self._show_model_status)
+        self.worker.cameras_found.connect(self._cameras_found)
+        self.worker.source_opened.connect(self._source_opened)
+        self.worker.snapshot_saved.connect(self._snapshot_saved)
+        self.worker_thread.start()
+
+    def shutdown(self):
+        """Stop = flag + wait: the worker leaves its loop and releases the camera."""
+        if self.worker_thread.isRunning():
+            self.worker.stop()
+            self.worker_thread.quit()
+            self.worker_thread.wait()
+
+    def closeEvent(self, event):
+        self.shutdown()
+        event.accept()
+
+    # ---------------------------------------------------------------- worker -> screen
+    # Slots for the worker's signals: Qt queues each call to this, the GUI, thread.
+    @Slot()
+    def _show_latest(self):
+        delivery = self.worker.take_result()
+        if delivery is None:
+            return
+        self.current = delivery
+        self.results_shown += 1
+        result = delivery.result
+        self.frame_view.show_frame(delivery.frame_image, result.box)
+        self.preview.show_input(delivery.input_image)
+        self.bars.show_top(result.top3)
+        self._show_prediction()
+        self.stats.setText(f"{result.fps:.1f} fps · model {result.inference_ms:.1f} ms · "
+                           f"pipeline {result.pipeline_ms:.1f} ms")
+
+    def _show_prediction(self):
+        if self.current is None:
+            return
+        large, small = prediction_text(self.current.result, self.threshold)
+        self.prediction.setText(large)
+        self.prediction_detail.setText(small)
+
+    @Slot(str, bool)
+    def _show_status(self, message, problem):
+        self.statusBar().showMessage(message)
+        notice = ""
+        if problem:
+            notice = message
+            if self.current_spec.kind == "camera":
+                notice += "\nNo camera? Press 'Demo source' to try the app with test-set garments."
+        self.frame_view.set_notice(notice)
+
+    @Slot(object)
+    def _snapshot_saved(self, path):
+        self.last_snapshot = path
+        self.statusBar().showMessage(f"saved snapshot {path}")
+
+    @Slot(str, bool)
+    def _show_model_status(self, message, problem):
+        self.model_line.setText(message)
+        self.model_line.setStyleSheet("color: #d33;" if problem else "color: gray;")
+
+    @Slot(list)
+    def _cameras_found(self, cameras):
+        self.cameras = cameras
+        self._rebuild_source_picker()
+
+    @Slot(object)
+    def _source_opened(self, spec):
+        self.current_spec = spec
+        self._rebuild_source_picker()
+
+    def _rebuild_source_picker(self):
+        specs = [SourceSpec("camera", index) for index in self.cameras]
+        if self.options.source not in specs and self.options.source != DEMO_SPEC:
+            specs.insert(0, self.options.source)
+        specs.append(DEMO_SPEC)
+        self.source_picker.blockSignals(True)
+        self.source_picker.clear()
+        for spec in specs:
+            found = spec.kind != "camera" or spec.value in self.cameras
+            self.source_picker.addItem(spec.label + ("" if found else " (not found)"), spec)
+        if self.current_spec in specs:
+            self.source_picker.setCurrentIndex(specs.index(self.current_spec))
+        self.source_picker.blockSignals(False)
+
+    # ---------------------------------------------------------------- user -> worker
+    def choose_source(self, spec):
+        self.current_spec = spec
+        self.pause_button.setChecked(False)
+        self.mirror_box.setChecked(mirror_for(spec, self.options.mirror_mode))
+        self.worker.request_source(spec)
+
+    def cycle_camera(self):
+        if not self.cameras:
+            self.statusBar().showMessage("no camera found to switch to; try the demo source")
+            return
+        current = self.current_spec.value if self.current_spec.kind == "camera" else None
+        later = [index for index in self.cameras if current is None or index > current]
+        self.choose_source(SourceSpec("camera", (later or self.cameras)[0]))
+
+    def toggle_pause(self):
+        self.pause_button.toggle()
+
+    def _pause_toggled(self, paused):
+        self.pause_button.setText("Resume (Space)" if paused else "Pause (Space)")
+        self.worker.update_settings(paused=paused)
+        if paused:
+            self.statusBar().showMessage("paused: Space resumes, S saves this frame")
+        elif self.worker.source_name:
+            self.statusBar().showMessage(f"showing {self.worker.source_name}")
+
+    def toggle_mirror(self):
+        self.mirror_box.toggle()
+
+    def _box_size_changed(self, percent, notify=True):
+        self.box_label.setText(f"Guide box: {percent}% of the frame height")
+        if notify:
+            self.worker.update_settings(box_fraction=percent / 100)
+
+    def _threshold_changed(self, percent):
+        self.threshold = percent / 100
+        self.threshold_label.setText(f"Unsure below: {percent}%")
+        self._show_prediction()
+
+    def save_snapshot(self):
+        if self.current is None:
+            self.statusBar().showMessage("nothing to save yet: no frame has arrived")
+            return
+        self.worker.request_snapshot(self.options.snapshot_dir, self.current.result,
+                                     self.prediction.text())
+
+    def keyPressEvent(self, event):
+        actions = {Qt.Key.Key_Space: self.toggle_pause, Qt.Key.Key_S: self.save_snapshot,
+                   Qt.Key.Key_M: self.toggle_mirror, Qt.Key.Key_C: self.cycle_camera,
+                   Qt.Key.Key_Escape: self.close, Qt.Key.Key_Q: self.close}
+        action = actions.get(event.key())
+        if action is None:
+            super().keyPressEvent(event)
+        else:
+            action()

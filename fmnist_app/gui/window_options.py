@@ -1,0 +1,21 @@
+"""What the window starts with; Qt-free so the --no-gui run shares the mirror rule."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fmnist_app.sources import SourceSpec
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    source: SourceSpec
+    model_path: Path
+    mirror_mode: str = "auto"
+    box_fraction: float = 0.6
+    threshold: float = 0.5
+    snapshot_dir: Path = Path("snapshots")
+
+
+def mirror_for(spec, mirror_mode):
+    """auto mirrors cameras only: a selfie view feels natural, a mirrored file does not."""
+    return spec.kind == "camera" if mirror_mode == "auto" else mirror_mode == "on"

@@ -1,0 +1,218 @@
+"""The demo window under QT_QPA_PLATFORM=offscreen (pytest-qt), and the --no-gui run.
+
+Each window plays a video written here and runs a tiny frozen graph exported here, so the
+tests need neither a camera nor the trained model.
+"""
+
+import csv
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+import demo_program
+from data_input import CLASS_NAMES
+from fmnist_app.gui.main_window import MainWindow
+from fmnist_app.gui.window_options import WindowOptions
+from fmnist_app.gui.worker import PipelineWorker, Settings, to_qimage
+from fmnist_app.sources import DemoSource, SourceSpec
+
+# Read when pytest-qt creates the QApplication, at the first test: early enough here.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+WAIT_MS = 20000        # generous: a training job may be sharing the two cores
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from fmnist_app.export import export_frozen_graph
+    from fmnist_app.models import create_model
+    return export_frozen_graph(create_model("simple_model_1"),
+                               tmp_path_factory.mktemp("model") / "frozen_inference_graph.pb")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """Two seconds of the demo scene (30 fps) as an MJPG video file."""
+    from data_input import load_split
+    images, _ = load_split("test")
+    demo = DemoSource(images[:10])
+    path = tmp_path_factory.mktemp("video") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    for _ in range(60):
+        writer.write(demo.read())
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def open_window(qtbot, tiny_model, tmp_path):
+    def start(spec, model=tiny_model):
+        window = MainWindow(WindowOptions(spec, model, snapshot_dir=tmp_path / "snapshots"))
+        qtbot.addWidget(window)        # closed at teardown, which stops the worker
+        window.show()
+        return window
+    return start
+
+
+def wait_for_results(qtbot, window, count):
+    target = window.results_shown + count
+    qtbot.waitUntil(lambda: window.results_shown >= target, timeout=WAIT_MS)
+
+
+def test_window_classifies_a_video(qtbot, open_window, clip):
+    window = open_window(SourceSpec("video", clip))
+    wait_for_results(qtbot, window, 3)
+    first_input = window.preview.image.copy()
+    wait_for_results(qtbot, window, 10)
+    assert window.statusBar().currentMessage() == "showing video clip.avi"
+    assert window.preview.image.size().toTuple() == (28, 28)
+    assert window.preview.pixmap().width() == window.preview.side
+    assert window.preview.image != first_input            # the 28x28 preview follows the video
+    names = [label.text() for label in window.bars.names]
+    assert all(name in CLASS_NAMES for name in names) and len(set(names)) == 3
+    values = [bar.value() for bar in window.bars.bars]
+    assert values == sorted(values, reverse=True) and 0 < sum(values) <= 1002
+    assert window.prediction.text() in (*CLASS_NAMES, "unsure")
+    assert "fps" in window.stats.text() and "model" in window.stats.text()
+
+
+def test_space_pauses_and_resumes(qtbot, open_window, clip):
+    window = open_window(SourceSpec("video", clip))
+    wait_for_results(qtbot, window, 2)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.pause_button.isChecked() and window.worker.settings().paused
+    qtbot.wait(300)                                       # let a frame in flight land
+    frozen = window.results_shown
+    qtbot.wait(500)
+    assert window.results_shown == frozen
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert not window.worker.settings().paused
+    wait_for_results(qtbot, window, 3)
+
+
+def test_m_mirrors_the_picture_and_the_model_input(qtbot, open_window, clip):
+    window = open_window(SourceSpec("video", clip))
+    wait_for_results(qtbot, window, 2)
+    qtbot.keyClick(window, Qt.Key.Key_Space)              # hold one frame to compare
+    qtbot.wait(300)
+    before = window.current.result
+    assert not before.mirrored                            # files are not mirrored by default
+    qtbot.keyClick(window, Qt.Key.Key_M)
+    assert window.mirror_box.isChecked()
+    qtbot.waitUntil(lambda: window.current.result.mirrored, timeout=WAIT_MS)
+    after = window.current.result
+    np.testing.assert_array_equal(after.frame, before.frame[:, ::-1])
+    assert not np.array_equal(after.model_input, before.model_input)
+
+
+def test_s_saves_frame_crop_input_and_json(qtbot, open_window, clip, tmp_path):
+    window = open_window(SourceSpec("video", clip))
+    wait_for_results(qtbot, window, 2)
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: window.last_snapshot is not None, timeout=WAIT_MS)
+    record = json.loads(window.last_snapshot.read_text())
+    assert record["prediction"] == window.prediction.text()
+    assert record["source"] == "video clip.avi"
+    assert [entry["class"] for entry in record["top3"]][0] in CLASS_NAMES
+    folder = tmp_path / "snapshots"
+    shapes = {name: cv2.imread(str(folder / file), cv2.IMREAD_UNCHANGED).shape
+              for name, file in record["files"].items()}
+    side = record["guide_box"]["side"]
+    assert shapes == {"frame": (480, 640, 3), "crop": (side, side, 3), "input28": (28, 28)}
+    assert "saved snapshot" in window.statusBar().currentMessage()
+
+
+def test_closing_stops_the_worker_and_releases_the_source(qtbot, open_window, clip):
+    window = open_window(SourceSpec("video", clip))
+    wait_for_results(qtbot, window, 2)
+    assert window.worker.source_name == "video clip.avi"
+    with qtbot.waitSignal(window.worker.finished, timeout=WAIT_MS):
+        window.close()
+    assert window.worker_thread.isFinished()
+    assert window.worker.source_name == ""
+
+
+def test_a_missing_video_shows_the_problem_and_the_window_stays_usable(qtbot, open_window,
+                                                                       tmp_path):
+    window = open_window(SourceSpec("video", tmp_path / "gone.mp4"))
+    qtbot.waitUntil(lambda: "not found" in window.statusBar().currentMessage(), timeout=WAIT_MS)
+    assert "gone.mp4" in window.frame_view.notice
+    qtbot.keyClick(window, Qt.Key.Key_S)                  # nothing to save: says so
+    assert "nothing to save" in window.statusBar().currentMessage()
+
+
+def test_no_camera_says_so_and_offers_the_demo_source(qtbot, open_window):
+    window = open_window(SourceSpec("camera", 97))
+    qtbot.waitUntil(lambda: "camera 97 not available" in window.statusBar().currentMessage(),
+                    timeout=WAIT_MS)
+    assert "Demo source" in window.frame_view.notice
+    assert window.source_picker.itemText(0) == "Camera 97 (not found)"
+    qtbot.keyClick(window, Qt.Key.Key_C)
+    assert "no camera found to switch to" in window.statusBar().currentMessage()
+    qtbot.mouseClick(window.demo_button, Qt.MouseButton.LeftButton)
+    wait_for_results(qtbot, window, 3)
+    assert window.statusBar().currentMessage() == "showing demo source"
+    assert window.source_picker.currentText() == "Demo source"
+    assert not window.current.result.empty
+
+
+def test_without_a_model_the_picture_still_runs(qtbot, open_window, clip, tmp_path):
+    window = open_window(SourceSpec("video", clip), model=tmp_path / "none.pb")
+    wait_for_results(qtbot, window, 2)
+    assert window.model_line.text().startswith("no model")
+    assert "none.pb not found" in window.model_line.text()
+    assert window.prediction.text() == "no model"
+
+
+def test_latest_result_wins_and_signals_do_not_pile_up():
+    worker = PipelineWorker(SourceSpec("demo"), "unused.pb", Settings(False, 0.6))
+    signals = []
+    worker.result_ready.connect(lambda: signals.append(1))
+    for result in ("old", "older news", "newest"):
+        worker._publish(result)
+    assert signals == [1]                          # one wake-up for three results
+    assert worker.take_result() == "newest" and worker.take_result() is None
+    worker._publish("next")
+    assert signals == [1, 1]
+
+
+def test_qimages_own_their_pixels():
+    frame = np.full((4, 6, 3), 40, np.uint8)
+    image = to_qimage(frame)
+    frame[:] = 200                                 # the worker reuses or frees its buffers
+    assert image.pixelColor(0, 0).red() == 40 and image.size().toTuple() == (6, 4)
+
+
+def test_no_gui_writes_one_row_per_frame(clip, tiny_model, tmp_path, capsys):
+    out = tmp_path / "predictions.csv"
+    demo_program.main(["--no-gui", "--video", str(clip), "--model", str(tiny_model),
+                       "--predictions", str(out)])
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 60 and [int(row["frame"]) for row in rows] == list(range(60))
+    assert all(row["top1_class"] in CLASS_NAMES for row in rows)
+    probabilities = [[float(row[f"top{k}_probability"]) for k in (1, 2, 3)] for row in rows]
+    assert all(p1 >= p2 >= p3 > 0 for p1, p2, p3 in probabilities)
+    assert "wrote 60 rows" in capsys.readouterr().out
+
+
+def test_no_display_gives_one_line_pointing_to_no_gui(monkeypatch):
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        demo_program.main(["--demo-source"])
+    message = str(exit_info.value.code)
+    assert "no display" in message and "--no-gui" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--box-size", "3"], "--box-size 3.0 is outside 0.2..1"),
+    (["--no-gui"], "--no-gui needs --predictions"),
+    (["--camera", "1", "--video", "x.mp4"], "not allowed with argument"),
+])
+def test_bad_arguments_are_one_line_errors(argv, problem, capsys):
+    with pytest.raises(SystemExit):
+        demo_program.main(argv)
+    assert problem in capsys.readouterr().err
