@@ -46,9 +46,26 @@ def parse_args(argv):
     parser.add_argument("--model-dir", help="override MODEL_DIR (the run's folder name)")
     parser.add_argument("--steps", type=int, help="override STEPS")
     parser.add_argument("--seed", type=int, help="override SEED")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, VALUE as JSON (e.g. --set EMA_DECAY=0 "
+                             "--set LOSS=focal); repeatable")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in OUTPUT_DIR/MODEL_DIR from its last checkpoint")
     return parser.parse_args(argv)
+
+
+def parse_overrides(pairs):
+    """["KEY=VALUE", ...] -> {KEY: value}; VALUE is read as JSON, else kept as a string."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise config_module.ConfigError(f"--set {pair!r} must look like KEY=VALUE")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
 
 
 # --------------------------------------------------------------------------- pieces
@@ -351,8 +368,10 @@ def train(config, resume=False):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        config = config_module.load(args.config, OUTPUT_DIR=args.output_dir,
-                                    MODEL_DIR=args.model_dir, STEPS=args.steps, SEED=args.seed)
+        overrides = parse_overrides(args.set)
+        overrides.update(OUTPUT_DIR=args.output_dir, MODEL_DIR=args.model_dir, STEPS=args.steps,
+                         SEED=args.seed)
+        config = config_module.load(args.config, **overrides)
         train(config, resume=args.resume)
     except (config_module.ConfigError, data_input.DatasetError, TrainingError,
             distribute.DistributeError) as err:

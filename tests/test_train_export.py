@@ -128,6 +128,19 @@ def test_bad_config_is_one_line_error(tmp_path):
     assert "Traceback" not in err
 
 
+def test_set_overrides_any_key_and_checks_it():
+    parsed = train.parse_overrides(
+        ["EMA_DECAY=0", "LOSS=focal", "CLASS_WEIGHTS=[1,2,1,1,1,1,1,1,1,1]"])
+    assert parsed == {"EMA_DECAY": 0, "LOSS": "focal",
+                      "CLASS_WEIGHTS": [1, 2, 1, 1, 1, 1, 1, 1, 1, 1]}
+    with pytest.raises(config_module.ConfigError, match="must look like KEY=VALUE"):
+        train.parse_overrides(["EMA_DECAY"])
+    process = run_cli("--config", "config.json", "--set", "BATCH_SIZE=0")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err.strip().splitlines()[-1].startswith("error: BATCH_SIZE must be in [1, 65536]")
+
+
 # --------------------------------------------------------------------------- the reader
 
 def frozen_graph_with(op_builder, path):
