@@ -221,14 +221,18 @@ def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="no
     """
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.batch(batch_size, drop_remainder=True).map(_as_float_batch)
-    if augment_prob > 0:
-        ds = ds.map(lambda x, y: (augment_batch(x, y, augment_prob, erase_fill), y),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+
+    def to_training_batch(images, labels):
+        images, labels = _as_float_batch(images, labels)
+        if augment_prob > 0:
+            images = augment_batch(images, labels, augment_prob, erase_fill)
+        return images, labels
+
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.map(to_training_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(images, labels, batch_size=500):
     """One ordered pass over (images, labels), no augmentation."""
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
-    return ds.map(_as_float_batch).prefetch(tf.data.AUTOTUNE)
+    return ds.map(_as_float_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

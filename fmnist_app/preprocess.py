@@ -9,6 +9,7 @@ and each pixel becomes "how much darker than the background here", which is the 
 image with the lighting divided out.
 """
 
+import functools
 from typing import NamedTuple
 
 import cv2
@@ -62,6 +63,19 @@ def _surface_terms(xs, ys):
     return (np.ones_like(xs * ys), xs, ys, xs * xs, xs * ys, ys * ys)
 
 
+@functools.lru_cache(maxsize=4)
+def _fit_basis(size):
+    """For a size x size image: the border-ring mask, the basis at the ring pixels (N, 6),
+    and the basis over the whole image (6, size, size). Built once: every frame reuses it."""
+    ring = np.ones((size, size), bool)
+    ring[BORDER_WIDTH:-BORDER_WIDTH, BORDER_WIDTH:-BORDER_WIDTH] = False
+    ys, xs = np.nonzero(ring)
+    terms = np.stack(_surface_terms(xs / size - 0.5, ys / size - 0.5), axis=1)
+    grid = np.arange(size, dtype=np.float32) / size - 0.5
+    surfaces = np.stack(np.broadcast_arrays(*_surface_terms(grid[None, :], grid[:, None])))
+    return ring, terms, surfaces.astype(np.float32)
+
+
 def estimate_background(gray):
     """Light level at every pixel, from a robust quadratic fit to the border ring.
 
@@ -69,11 +83,7 @@ def estimate_background(gray):
     judged by the median absolute deviation so the noise level sets the cut.
     Returns (background float32 like `gray`, noise sigma of the kept ring pixels).
     """
-    size = gray.shape[0]
-    ring = np.ones(gray.shape, bool)
-    ring[BORDER_WIDTH:-BORDER_WIDTH, BORDER_WIDTH:-BORDER_WIDTH] = False
-    ys, xs = np.nonzero(ring)
-    terms = np.stack(_surface_terms(xs / size - 0.5, ys / size - 0.5), axis=1)
+    ring, terms, surfaces = _fit_basis(gray.shape[0])
     values = gray[ring].astype(np.float64)
     kept = np.ones(len(values), bool)
     for _ in range(3):
@@ -84,11 +94,8 @@ def estimate_background(gray):
         residuals = values - (terms * coefficients).sum(axis=1)
         sigma = 1.4826 * np.median(np.abs(residuals[kept])) + 1e-3
         kept = np.abs(residuals) < 3 * sigma
-    grid = (np.arange(size, dtype=np.float32) / size - 0.5)
-    columns, rows = grid[None, :], grid[:, None]
-    background = sum(c * term for c, term in zip(coefficients.astype(np.float32),
-                                                  _surface_terms(columns, rows)))
-    return background.astype(np.float32), float(sigma)
+    background = np.tensordot(coefficients.astype(np.float32), surfaces, axes=1)
+    return background, float(sigma)
 
 
 def garment_mask(darkness, threshold):

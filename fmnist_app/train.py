@@ -29,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 import data_input  # noqa: E402
 from fmnist_app import config as config_module  # noqa: E402
 from fmnist_app import distribute  # noqa: E402
+from fmnist_app.evaluation import class_metrics, confusion_matrix  # noqa: E402
 from fmnist_app.export import GRAPH_FILENAME, export_frozen_graph, write_atomically  # noqa: E402
 from fmnist_app.inference import FrozenModel  # noqa: E402
 from fmnist_app.losses import create_loss  # noqa: E402
@@ -121,10 +122,8 @@ class WeightAverage:
 
 def class_accuracies(predictions, labels):
     """Overall accuracy and a list of 10 per-class accuracies (fractions)."""
-    correct = predictions == labels
-    per_class = [float(correct[labels == c].mean()) if np.any(labels == c) else float("nan")
-                 for c in range(data_input.NUM_CLASSES)]
-    return float(correct.mean()), per_class
+    overall, per_class = class_metrics(confusion_matrix(labels, predictions))
+    return overall, [c["accuracy"] for c in per_class]
 
 
 def git_commit():

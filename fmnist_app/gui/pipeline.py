@@ -8,6 +8,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from fmnist_app.preprocess import Box, guide_box, prepare_frame
@@ -93,7 +94,7 @@ class Pipeline:
         started = time.perf_counter()
         if mirror:
             # Classify what the user sees: they turn a shoe to match the screen, not the lens.
-            frame = np.ascontiguousarray(frame[:, ::-1])
+            frame = cv2.flip(frame, 1)
         box = guide_box(frame.shape[1], frame.shape[0], box_fraction)
         crop, model_input = prepare_frame(frame, box)
         empty = not model_input.any()
