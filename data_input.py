@@ -147,12 +147,33 @@ def adjust_brightness(images, prob, max_delta=0.25):
     return tf.where(_chosen(images, prob), tf.clip_by_value(images * factor, 0, 255), images)
 
 
-def horizontal_flip(images, labels, prob):
-    """Mirror left-right, except the footwear classes that always face one way."""
-    flippable = tf.reduce_all(
-        tf.not_equal(tf.cast(labels, tf.int32)[:, None], NEVER_FLIPPED_CLASSES), axis=1)
-    mask = tf.logical_and(_chosen(images, prob), tf.reshape(flippable, [-1, 1, 1, 1]))
-    return tf.where(mask, tf.reverse(images, axis=[2]), images)
+def horizontal_flip(images, labels, prob, flip_footwear=False):
+    """Mirror left-right. The dataset's footwear always faces left, so by default it is never
+    flipped; `flip_footwear` flips it too, for a model that must read shoes facing either
+    way (a shoe held up to a camera)."""
+    chosen = _chosen(images, prob)
+    if not flip_footwear:
+        flippable = tf.reduce_all(
+            tf.not_equal(tf.cast(labels, tf.int32)[:, None], NEVER_FLIPPED_CLASSES), axis=1)
+        chosen = tf.logical_and(chosen, tf.reshape(flippable, [-1, 1, 1, 1]))
+    return tf.where(chosen, tf.reverse(images, axis=[2]), images)
+
+
+def rotate(images, prob, max_degrees):
+    """Turn the chosen images by a uniform angle in [-max_degrees, max_degrees] about the
+    centre (bilinear, black fill): a garment held up by hand is rarely perfectly upright."""
+    batch = tf.shape(images)[0]
+    angles = tf.random.uniform([batch], -max_degrees, max_degrees) * (np.pi / 180)
+    angles = tf.where(tf.reshape(_chosen(images, prob), [-1]), angles, 0.0)
+    cos, sin = tf.cos(angles), tf.sin(angles)
+    centre = (IMAGE_SIZE - 1) / 2.0
+    # Each row maps an output pixel (x, y) to the input pixel it samples from.
+    transforms = tf.stack([cos, -sin, centre - centre * cos + centre * sin,
+                           sin, cos, centre - centre * sin - centre * cos,
+                           tf.zeros([batch]), tf.zeros([batch])], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[IMAGE_SIZE, IMAGE_SIZE],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
 
 
 def erase_patch(images, prob, area=(0.02, 0.25), aspect=(0.3, 3.3), fill="noise"):
@@ -197,11 +218,15 @@ def crop(images, prob, pad=4):
     return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
-def augment_batch(images, labels, prob, erase_fill="noise"):
-    """All five augmentations, each independently with probability `prob` per image."""
+def augment_batch(images, labels, prob, erase_fill="noise", flip_footwear=False,
+                  rotate_degrees=0.0):
+    """All augmentations, each independently with probability `prob` per image
+    (rotation only when `rotate_degrees` > 0)."""
     images = add_noise(images, prob)
     images = adjust_brightness(images, prob)
-    images = horizontal_flip(images, labels, prob)
+    images = horizontal_flip(images, labels, prob, flip_footwear)
+    if rotate_degrees > 0:
+        images = rotate(images, prob, rotate_degrees)
     images = erase_patch(images, prob, fill=erase_fill)
     images = crop(images, prob)
     return images
@@ -213,7 +238,8 @@ def _as_float_batch(images, labels):
     return tf.cast(images, tf.float32)[..., None], tf.cast(labels, tf.int32)
 
 
-def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="noise"):
+def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="noise",
+                  flip_footwear=False, rotate_degrees=0.0):
     """Endless shuffled, batched and augmented stream of (images, labels).
 
     Augmentation is mapped after batching so every op runs vectorised over a whole
@@ -225,7 +251,8 @@ def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="no
     def to_training_batch(images, labels):
         images, labels = _as_float_batch(images, labels)
         if augment_prob > 0:
-            images = augment_batch(images, labels, augment_prob, erase_fill)
+            images = augment_batch(images, labels, augment_prob, erase_fill, flip_footwear,
+                                   rotate_degrees)
         return images, labels
 
     ds = ds.batch(batch_size, drop_remainder=True)

@@ -23,6 +23,8 @@ class Config:
     LABEL_SMOOTHING: float = 0.0
     AUGMENT_PROB: float = 0.3
     ERASE_FILL: str = "noise"           # noise | zero
+    FLIP_FOOTWEAR: bool = False         # also mirror sandals, sneakers, boots (camera use)
+    ROTATE_DEGREES: float = 0.0         # random rotation up to +-this; 0 disables
     BATCH_SIZE: int = 64                # per replica; global = BATCH_SIZE x replicas
     OPTIMIZER: str = "adam"             # adam | adamw
     WEIGHT_DECAY: float = 0.0           # only used by adamw
@@ -65,7 +67,7 @@ CHOICES = {
 # (low, high) inclusive bounds; None means unbounded on that side.
 RANGES = {
     "FOCAL_GAMMA": (0, None), "FOCAL_ALPHA": (0, None), "LABEL_SMOOTHING": (0, 0.5),
-    "AUGMENT_PROB": (0, 1), "BATCH_SIZE": (1, 65536), "WEIGHT_DECAY": (0, None),
+    "AUGMENT_PROB": (0, 1), "ROTATE_DEGREES": (0, 45), "BATCH_SIZE": (1, 65536), "WEIGHT_DECAY": (0, None),
     "LEARNING_RATE": (1e-9, 10), "DECAY_RATE": (1e-6, 1), "DECAY_STEPS": (1, None),
     "WARMUP_STEPS": (0, None), "STEPS": (1, None), "EMA_DECAY": (0, 0.99999),
     "VALIDATION_SIZE": (0, 30000), "EVAL_EVERY": (1, None), "CHECKPOINT_EVERY": (1, None),

@@ -236,7 +236,8 @@ def train(config, resume=False):
     tf.random.set_seed(config.SEED + start_step)
     dataset = strategy.experimental_distribute_dataset(data_input.train_dataset(
         train_images[train_idx], train_labels[train_idx], global_batch, config.AUGMENT_PROB,
-        config.SEED + start_step, config.ERASE_FILL))
+        config.SEED + start_step, config.ERASE_FILL, config.FLIP_FOOTWEAR,
+        config.ROTATE_DEGREES))
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:

@@ -191,6 +191,26 @@ def test_footwear_is_never_flipped():
         np.testing.assert_array_equal(out, images.numpy())
 
 
+def test_flip_footwear_mirrors_shoes_too():
+    labels = np.tile([5, 7, 9], BATCH // 3 + 1)[:BATCH]
+    images, labels = random_batch(4, labels=labels)
+    out = data_input.horizontal_flip(images, labels, 1.0, flip_footwear=True).numpy()
+    np.testing.assert_array_equal(out, images.numpy()[:, :, ::-1, :])
+
+
+def test_rotation_turns_a_bar_and_keeps_range():
+    images = np.zeros((2, 28, 28, 1), np.float32)
+    images[:, 4:24, 13:15] = 255.0                      # an upright bar through the centre
+    tf.random.set_seed(0)
+    out = data_input.rotate(tf.constant(images), 1.0, 30.0).numpy()
+    assert out.min() >= 0 and out.max() <= 255
+    assert np.allclose(out.sum(axis=(1, 2, 3)), images.sum(axis=(1, 2, 3)), rtol=0.1)
+    # A turned bar leaves the upright columns: the top rows shift sideways.
+    assert not np.allclose(out[:, 4:8], images[:, 4:8], atol=10)
+    unchanged = data_input.rotate(tf.constant(images), 0.0, 30.0).numpy()
+    np.testing.assert_allclose(unchanged, images, atol=1e-3)
+
+
 def test_flip_mirrors_left_right():
     images, labels = random_batch(5, labels=np.zeros(BATCH, int))
     out, _ = run_both_ways("horizontal_flip", images, labels, 1.0)
