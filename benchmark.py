@@ -11,17 +11,16 @@ fmnist_app.evaluation and fmnist_app.plots.
 
 import argparse
 import sys
-from pathlib import Path
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "output_dir/final_model/frozen_inference_graph.pb"
+from fmnist_app.dataset import DATA_DIR_ENV, DEFAULT_DATA_DIR, SHIPPED_GRAPH
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL),
+    parser.add_argument("--model", default=str(SHIPPED_GRAPH),
                         help="frozen graph to evaluate (default: the shipped model, %(default)s)")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: "
-                        "$FMNIST_DATA_DIR, else /usr/share/datasets/fashion-mnist)")
+                        f"${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR})")
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
     parser.add_argument("--plots", metavar="DIR", help="also write the PNG plots into DIR")
     parser.add_argument("--compare", metavar="OTHER.json",
@@ -32,8 +31,8 @@ def parse_args(argv):
 
 
 def run(args):
-    from data_input import find_data_dir, load_split
     from fmnist_app import evaluation
+    from fmnist_app.dataset import find_data_dir, load_split
     from fmnist_app.inference import FrozenModel
 
     # Cheap checks first, so a bad --compare file fails before the model runs.
@@ -60,10 +59,7 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from fmnist_app.tf_quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    from data_input import DatasetError
+    from fmnist_app.dataset import DatasetError
     from fmnist_app.evaluation import ReportError
     from fmnist_app.inference import ModelError
 

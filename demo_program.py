@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "output_dir/final_model/frozen_inference_graph.pb"
+from fmnist_app.dataset import SHIPPED_GRAPH as DEFAULT_MODEL
 
 
 def parse_args(argv=None):
@@ -71,9 +71,9 @@ def main(argv=None):
     args = parse_args(argv)
     spec = source_spec(args)
     if args.no_gui:
-        from fmnist_app.gui.headless import run_headless
-        from fmnist_app.gui.window_options import mirror_for
         from fmnist_app.inference import ModelError
+        from fmnist_app.live.headless import run_headless
+        from fmnist_app.live.window_options import mirror_for
         from fmnist_app.sources import SourceError
         try:
             rows = run_headless(spec, args.model, args.predictions, args.box_size,
@@ -86,7 +86,7 @@ def main(argv=None):
         print(f"wrote {rows} rows to {args.predictions}")
         return 0
     from fmnist_app.gui.app import run_gui
-    from fmnist_app.gui.window_options import WindowOptions
+    from fmnist_app.live.window_options import WindowOptions
     options = WindowOptions(spec, args.model, args.mirror, args.box_size, args.threshold,
                             args.snapshot_dir)
     return run_gui(options, args.screenshot, args.quit_after)

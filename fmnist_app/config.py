@@ -6,6 +6,7 @@ one-line message names the key and what is allowed.
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 
@@ -56,18 +57,24 @@ class Config:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
 
 
-CHOICES = {
-    "LOSS": ("ce", "weighted_ce", "focal"),
-    "ERASE_FILL": ("noise", "zero"),
-    "OPTIMIZER": ("adam", "adamw"),
-    "LR_SCHEDULE": ("exponential", "cosine"),
-    "PRECISION": ("float32", "mixed_bfloat16"),
-    "DISTRIBUTE": ("none", "mirrored", "multi_worker"),
-}
+def choices():
+    """Allowed names per key: the registries' own keys, so a new model, loss, optimizer,
+    schedule or strategy is one function plus one registry line, and nothing here changes.
+    Imported on first use: the registries need TensorFlow."""
+    from fmnist_app.distribute import STRATEGIES
+    from fmnist_app.losses import LOSSES
+    from fmnist_app.models import MODELS
+    from fmnist_app.optim import OPTIMIZERS, SCHEDULES
+    return {
+        "MODEL": tuple(MODELS), "LOSS": tuple(LOSSES), "OPTIMIZER": tuple(OPTIMIZERS),
+        "LR_SCHEDULE": tuple(SCHEDULES), "DISTRIBUTE": tuple(STRATEGIES),
+        "ERASE_FILL": ("noise", "zero"), "PRECISION": ("float32", "mixed_bfloat16"),
+    }
 # (low, high) inclusive bounds; None means unbounded on that side.
 RANGES = {
     "FOCAL_GAMMA": (0, None), "FOCAL_ALPHA": (0, None), "LABEL_SMOOTHING": (0, 0.5),
-    "AUGMENT_PROB": (0, 1), "ROTATE_DEGREES": (0, 45), "BATCH_SIZE": (1, 65536), "WEIGHT_DECAY": (0, None),
+    "AUGMENT_PROB": (0, 1), "ROTATE_DEGREES": (0, 45), "BATCH_SIZE": (1, 65536),
+    "WEIGHT_DECAY": (0, None),
     "LEARNING_RATE": (1e-9, 10), "DECAY_RATE": (1e-6, 1), "DECAY_STEPS": (1, None),
     "WARMUP_STEPS": (0, None), "STEPS": (1, None), "EMA_DECAY": (0, 0.99999),
     "VALIDATION_SIZE": (0, 30000), "EVAL_EVERY": (1, None), "CHECKPOINT_EVERY": (1, None),
@@ -88,9 +95,12 @@ def _check_value(key, value, default):
         value = float(value)
     if type(value) is not kind:
         raise ConfigError(f"{key} must be {kind.__name__}, got {value!r}")
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"{key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    allowed = choices().get(key)
+    if allowed and value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
     low, high = RANGES.get(key, (None, None))
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ConfigError(f"{key} must be in [{low}, {high if high is not None else 'inf'}],"
                           f" got {value!r}")

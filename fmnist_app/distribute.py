@@ -14,28 +14,35 @@ import json
 import os
 import tempfile
 
-import tensorflow as tf
+from fmnist_app.tf_quiet import tf
 
 
 class DistributeError(RuntimeError):
     """The distribution setting cannot work here; the message says what to fix."""
 
 
+def multi_worker_strategy():
+    try:
+        cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
+    except (KeyError, ValueError, TypeError):
+        raise DistributeError("DISTRIBUTE=multi_worker needs $TF_CONFIG with a 'cluster' and a"
+                              " 'task' (see README, 'Training on several machines')") from None
+    if not cluster:
+        raise DistributeError("$TF_CONFIG names an empty cluster")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+STRATEGIES = {
+    "none": tf.distribute.get_strategy,
+    "mirrored": tf.distribute.MirroredStrategy,
+    "multi_worker": multi_worker_strategy,
+}
+
+
 def make_strategy(mode):
-    if mode == "none":
-        return tf.distribute.get_strategy()
-    if mode == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if mode == "multi_worker":
-        try:
-            cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
-        except (KeyError, ValueError, TypeError):
-            raise DistributeError("DISTRIBUTE=multi_worker needs $TF_CONFIG with a 'cluster' and a"
-                                  " 'task' (see README, 'Training on several machines')") from None
-        if not cluster:
-            raise DistributeError("$TF_CONFIG names an empty cluster")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise DistributeError(f"unknown DISTRIBUTE {mode!r}; use none, mirrored or multi_worker")
+    if mode not in STRATEGIES:
+        raise DistributeError(f"unknown DISTRIBUTE {mode!r}; use {', '.join(STRATEGIES)}")
+    return STRATEGIES[mode]()
 
 
 def is_chief(strategy):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_input import CLASS_NAMES, NEVER_FLIPPED_CLASSES, NUM_CLASSES
+from fmnist_app.dataset import CLASS_NAMES, FOOTWEAR_CLASSES, NUM_CLASSES
 
 SCHEMA = "fmnist-benchmark/1"
 BATCH_SIZE = 1000
@@ -121,7 +121,7 @@ def timed_predictions(model, images):
 def flip_tta_probabilities(model, images, probabilities):
     """Apply the module's flip TTA rule to `probabilities` (the unflipped predictions)."""
     mirrored = model.predict(np.ascontiguousarray(images[:, :, ::-1]), batch_size=BATCH_SIZE)
-    footwear = np.isin(np.argmax(probabilities, axis=1), NEVER_FLIPPED_CLASSES)
+    footwear = np.isin(np.argmax(probabilities, axis=1), FOOTWEAR_CLASSES)
     return np.where(footwear[:, None], probabilities, (probabilities + mirrored) / 2)
 
 

@@ -9,24 +9,24 @@ constant folding folds batch norm into the convolutions. The file appears atomic
 """
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-import tensorflow as tf
+from fmnist_app.tf_quiet import tf  # isort: skip (first, so TensorFlow starts quietly)
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 from tensorflow.python.grappler import tf_optimizer
 
+from fmnist_app.dataset import GRAPH_FILENAME, IMAGE_SIZE
+from fmnist_app.files import write_atomically
 from fmnist_app.inference import INPUT_NAME, LOGITS_NAME, PROBABILITIES_NAME
-
-GRAPH_FILENAME = "frozen_inference_graph.pb"
 
 
 def frozen_graph_def(model):
     """The model's inference graph with weights as constants, optimised by grappler."""
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)])
+    spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
     def serve(pixels):
         logits = tf.cast(model(pixels, training=False), tf.float32)
         return {LOGITS_NAME: tf.identity(logits, name=LOGITS_NAME),
@@ -49,22 +49,6 @@ def _optimise(graph_def, graph):
     session_config = config_pb2.ConfigProto(graph_options=config_pb2.GraphOptions(
         rewrite_options=rewriter))
     return tf_optimizer.OptimizeGraph(session_config, meta_graph)
-
-
-def write_atomically(data, path):
-    """Write bytes to a temp file in the same folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export_frozen_graph(model, path):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fmnist_app.dataset import IMAGE_SIZE, NUM_CLASSES
+
 INPUT_NAME = "input"
 LOGITS_NAME = "logits"
 PROBABILITIES_NAME = "probabilities"
@@ -46,10 +48,27 @@ def check_graph_ops(graph_def, source="graph"):
                          "export the model with `python -m fmnist_app.export`")
 
 
+def check_interface(graph_def, source="graph"):
+    """Raise ModelError unless the input is float32 [batch, 28, 28, 1] (what export writes)."""
+    node = next(n for n in graph_def.node if n.name == INPUT_NAME)
+    if node.op != "Placeholder":
+        raise ModelError(f"{source}: `{INPUT_NAME}` is a {node.op}, not a Placeholder; "
+                         "re-export it")
+    dtype = node.attr["dtype"].type
+    if dtype != 1:                                      # DT_FLOAT
+        raise ModelError(f"{source}: input `{INPUT_NAME}` has dtype enum {dtype}, expected "
+                         "float32 raw pixels; export the model with fmnist_app.export")
+    dims = [d.size for d in node.attr["shape"].shape.dim]
+    if dims[1:] != [IMAGE_SIZE, IMAGE_SIZE, 1]:
+        raise ModelError(f"{source}: input `{INPUT_NAME}` has shape {dims}, expected "
+                         f"[batch, {IMAGE_SIZE}, {IMAGE_SIZE}, 1] (Fashion-MNIST images)")
+
+
 def read_graph_def(path):
     """Parse and check a frozen GraphDef file."""
-    import tensorflow as tf
     from google.protobuf.message import DecodeError
+
+    from fmnist_app.tf_quiet import tf
 
     path = Path(path)
     if not path.is_file():
@@ -63,6 +82,7 @@ def read_graph_def(path):
     if not graph_def.node:
         raise ModelError(f"{path}: empty or not a frozen TensorFlow graph; re-export it")
     check_graph_ops(graph_def, str(path))
+    check_interface(graph_def, str(path))
     return graph_def
 
 
@@ -70,7 +90,7 @@ class FrozenModel:
     """A frozen classifier: predict(uint8 or float images) -> probabilities (N, 10)."""
 
     def __init__(self, path):
-        import tensorflow as tf
+        from fmnist_app.tf_quiet import tf
 
         self.path = Path(path)
         graph_def = read_graph_def(self.path)
@@ -87,20 +107,29 @@ class FrozenModel:
         except (ValueError, KeyError, tf.errors.OpError) as err:
             raise ModelError(f"{self.path}: graph cannot be loaded ({err}); re-export it") from None
         self._tf = tf
+        self._check_outputs()
+
+    def _check_outputs(self):
+        """One blank image through the graph: both outputs must be (1, 10)."""
+        try:
+            outputs = self._run(self._tf.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 1]))
+        except self._tf.errors.OpError as err:
+            raise ModelError(f"{self.path}: graph fails on a blank image "
+                             f"({err.message.splitlines()[0]}); re-export it") from None
+        for name, output in zip((LOGITS_NAME, PROBABILITIES_NAME), outputs):
+            if tuple(output.shape) != (1, NUM_CLASSES):
+                raise ModelError(f"{self.path}: output `{name}` has shape {tuple(output.shape)} "
+                                 f"for one image, expected (1, {NUM_CLASSES}) class scores")
 
     def logits_and_probabilities(self, images):
         """images: (N, 28, 28) or (N, 28, 28, 1), raw 0..255 pixels."""
-        batch = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
+        batch = np.asarray(images, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
         logits, probabilities = self._run(self._tf.constant(batch))
         return logits.numpy(), probabilities.numpy()
 
     def predict(self, images, batch_size=1000):
         """Class probabilities (N, 10) for raw 0..255 images, in batches."""
-        images = np.asarray(images).reshape(-1, 28, 28, 1)
+        images = np.asarray(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
         parts = [self.logits_and_probabilities(images[i:i + batch_size])[1]
                  for i in range(0, len(images), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
-
-
-def load_model(path):
-    return FrozenModel(path)
+        return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)

@@ -3,9 +3,8 @@
 `labels` are integer class ids, `logits` float32 (batch, 10).
 """
 
-import tensorflow as tf
-
-NUM_CLASSES = 10
+from fmnist_app.dataset import NUM_CLASSES
+from fmnist_app.tf_quiet import tf
 
 
 def _targets(labels, smoothing):

@@ -6,11 +6,12 @@ Every model scales 0..255 pixels to 0..1 itself, uses batch norm + ReLU, and end
 two fully connected layers with 128 hidden units; logits stay float32 under mixed precision.
 """
 
-import keras
-from keras import layers
+from fmnist_app.dataset import IMAGE_SIZE, NUM_CLASSES
+from fmnist_app.tf_quiet import keras
 
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
+layers = keras.layers
+
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
 
 def conv_bn(x, filters, kernel, strides=1, padding="same", relu=True):

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from data_input import CLASS_NAMES
+from fmnist_app.dataset import CLASS_NAMES
 
 MISCLASSIFIED_GRID = (6, 6)
 

@@ -15,7 +15,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-OUTPUT_SIZE = 28
+from fmnist_app.dataset import IMAGE_SIZE as OUTPUT_SIZE
+
 # The crop is first shrunk to this many pixels a side: fast, averages sensor noise away, and
 # still 4x finer than the output so trimming loses less than a quarter of an output pixel.
 WORK_SIZE = 112

@@ -308,7 +308,7 @@ class DemoSource(FrameSource):
     @classmethod
     def from_test_set(cls, live=False, seed=0):
         try:
-            from data_input import DatasetError, load_split
+            from fmnist_app.dataset import DatasetError, load_split
             images, _ = load_split("test")
         except (ImportError, DatasetError) as err:
             raise SourceError(f"demo source needs the Fashion-MNIST test set: {err}") from None

@@ -1,23 +1,29 @@
-"""Import TensorFlow without its C++ start-up chatter on stderr."""
+"""The one way this project imports TensorFlow and Keras: `from fmnist_app.tf_quiet import tf`.
+
+TF 2.21 prints its C++ start-up chatter (oneDNN notes, CUDA probes) through absl before
+TF_CPP_MIN_LOG_LEVEL is read, so the variable alone cannot silence it, and it would bury a
+one-line error. The import below runs with stderr pointed at /dev/null; Python exceptions
+from the import still reach stderr, because the descriptor is restored before they surface.
+Modules that must stay light (the GUI, the config check) import this inside functions.
+"""
 
 import os
 import sys
 
 
-def import_tensorflow_quietly():
-    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA probes) sent to /dev/null.
-
-    TF 2.21 prints those lines through absl before its log level is read, so
-    TF_CPP_MIN_LOG_LEVEL alone cannot silence them, and they would bury a one-line error.
-    Python exceptions from the import still reach stderr: the descriptor is restored first.
-    """
+def _import_quietly():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 2)
-            import tensorflow  # noqa: F401
+            import keras
+            import tensorflow
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    return tensorflow, keras
+
+
+tf, keras = _import_quietly()

@@ -11,29 +11,36 @@ frozen_inference_graph.pb and metrics.json.
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from fmnist_app.tf_quiet import import_tensorflow_quietly
+import numpy as np
 
-import_tensorflow_quietly()  # before anything imports TensorFlow
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import data_input  # noqa: E402
-from fmnist_app import config as config_module  # noqa: E402
-from fmnist_app import distribute  # noqa: E402
-from fmnist_app.evaluation import class_metrics, confusion_matrix  # noqa: E402
-from fmnist_app.export import GRAPH_FILENAME, export_frozen_graph, write_atomically  # noqa: E402
-from fmnist_app.inference import FrozenModel  # noqa: E402
-from fmnist_app.losses import create_loss  # noqa: E402
-from fmnist_app.models import create_model  # noqa: E402
+import data_input
+from fmnist_app import config as config_module
+from fmnist_app import distribute
+from fmnist_app.dataset import (
+    CLASS_NAMES,
+    GRAPH_FILENAME,
+    DatasetError,
+    load_split,
+    stratified_split,
+)
+from fmnist_app.evaluation import class_metrics, confusion_matrix
+from fmnist_app.export import export_frozen_graph
+from fmnist_app.files import atomic_path, write_atomically
+from fmnist_app.inference import FrozenModel
+from fmnist_app.losses import create_loss
+from fmnist_app.machine import cpu_model
+from fmnist_app.models import create_model
+from fmnist_app.optim import WeightAverage, make_optimizer
+from fmnist_app.tf_quiet import keras, tf
 
 
 class TrainingError(RuntimeError):
@@ -71,55 +78,6 @@ def parse_overrides(pairs):
 
 # --------------------------------------------------------------------------- pieces
 
-def learning_rate_schedule(config, lr_scale=1):
-    """The configured schedule; `lr_scale` multiplies the rate (one factor per replica)."""
-    peak = config.LEARNING_RATE * lr_scale
-    if config.LR_SCHEDULE == "cosine":
-        warmup = min(config.WARMUP_STEPS, config.STEPS - 1)
-        return keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=peak / 100 if warmup else peak,
-            decay_steps=config.STEPS - warmup, alpha=0.0,
-            warmup_target=peak if warmup else None, warmup_steps=warmup)
-    return keras.optimizers.schedules.ExponentialDecay(
-        peak, config.DECAY_STEPS, config.DECAY_RATE, staircase=True)
-
-
-def make_optimizer(config, lr_scale=1):
-    schedule = learning_rate_schedule(config, lr_scale)
-    if config.OPTIMIZER == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=config.WEIGHT_DECAY)
-    return keras.optimizers.Adam(schedule)
-
-
-class WeightAverage:
-    """Exponential moving average of all model weights (trainable and batch-norm stats).
-
-    The effective decay ramps up as min(decay, (1 + n) / (10 + n)) so short runs work too.
-    """
-
-    def __init__(self, model, decay):
-        self.model, self.decay = model, decay
-        self.shadow = [tf.Variable(w, trainable=False) for w in model.weights]
-
-    def update(self, step):
-        step = tf.cast(step, tf.float32)
-        decay = tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
-        for avg, w in zip(self.shadow, self.model.weights):
-            avg.assign(decay * avg + (1.0 - decay) * tf.cast(w, avg.dtype))
-
-    @contextlib.contextmanager
-    def applied(self):
-        """Temporarily load the averaged weights into the model."""
-        saved = [w.numpy() for w in self.model.weights]
-        for w, avg in zip(self.model.weights, self.shadow):
-            w.assign(avg)
-        try:
-            yield
-        finally:
-            for w, value in zip(self.model.weights, saved):
-                w.assign(value)
-
-
 def class_accuracies(predictions, labels):
     """Overall accuracy and a list of 10 per-class accuracies (fractions)."""
     overall, per_class = class_metrics(confusion_matrix(labels, predictions))
@@ -135,9 +93,10 @@ def git_commit():
 
 
 def save_weights_atomically(model, path):
-    tmp = Path(path).with_name("tmp-" + Path(path).name)
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    # Keras picks the format from the suffix, so the temporary name must end in .weights.h5.
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp.with_suffix(".weights.h5"))
+        tmp.with_suffix(".weights.h5").replace(tmp)
 
 
 class StopRequest:
@@ -177,67 +136,124 @@ class Progress:
         print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", flush=True)
 
 
-# --------------------------------------------------------------------------- main
+# --------------------------------------------------------------------------- steps
 
-def train(config, resume=False):
-    """Run the whole recipe; returns the metrics dict (the chief also writes metrics.json)."""
-    strategy = distribute.make_strategy(config.DISTRIBUTE)
-    chief = distribute.is_chief(strategy)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = config.BATCH_SIZE * replicas
-    run_dir = config.run_dir
-    checkpoint_dir = run_dir / "checkpoints"
+@dataclass
+class Data:
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    monitor_name: str             # "val", or "test_monitor" when nothing is held out
+    monitor_images: np.ndarray
+    monitor_labels: np.ndarray
+
+
+@dataclass
+class State:
+    """Everything a checkpoint holds, built under the distribution strategy's scope."""
+    model: object
+    optimizer: object
+    average: object               # WeightAverage or None
+    step: object
+    elapsed: object               # training seconds, evaluation excluded
+    best_accuracy: object
+    evals_since_best: object
+    checkpoint: object
+    manager: object
+
+    def averaged(self):
+        """Context in which the model holds its averaged weights (if EMA is on)."""
+        return self.average.applied() if self.average else contextlib.nullcontext()
+
+
+def check_run_dir(config, resume, chief):
+    """Refuse to overwrite a finished or started run, and to resume a different model.
+
+    Nothing in the run folder changes here: config.json is written only after a restore
+    succeeded (see write_run_config), so a failed --resume leaves the run as it was.
+    """
+    run_dir, checkpoint_dir = config.run_dir, config.run_dir / "checkpoints"
     has_checkpoint = checkpoint_dir.exists() and tf.train.latest_checkpoint(checkpoint_dir)
-    if chief and not resume and (has_checkpoint or (run_dir / GRAPH_FILENAME).exists()):
+    if chief and not resume and (has_checkpoint or (run_dir / GRAPH_FILENAME).exists()
+                                 or (run_dir / "log.jsonl").exists()):
         raise TrainingError(f"{run_dir} already holds a run: pass --resume to continue it, "
                             "or --model-dir NEW_NAME to start another")
-    if resume and not has_checkpoint:
-        raise TrainingError(f"nothing to resume: no checkpoint in {checkpoint_dir}")
-    if chief:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(config.to_json().encode(), run_dir / "config.json")
-    keras.mixed_precision.set_global_policy(config.PRECISION)
+    if not resume:
+        return
+    if not has_checkpoint:
+        raise TrainingError(f"nothing to resume: no checkpoint in {checkpoint_dir}; "
+                            "start the run again without --resume")
+    saved_path = run_dir / "config.json"
+    if saved_path.exists():
+        saved = config_module.load(saved_path)
+        for key in ("MODEL", "PRECISION"):
+            if getattr(saved, key) != getattr(config, key):
+                raise TrainingError(
+                    f"cannot resume {run_dir} with {key}={getattr(config, key)}: it was trained "
+                    f"with {key}={getattr(saved, key)}; resume with its own config "
+                    f"(--config {saved_path}) or start a new --model-dir")
 
-    # ---- data
-    train_images, train_labels = data_input.load_split("train", config.DATA_DIR or None)
-    train_idx, val_idx = data_input.stratified_split(
-        train_labels, config.VALIDATION_SIZE, config.SEED)
+
+def write_run_config(config, chief):
+    if chief:
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(config.to_json().encode(), config.run_dir / "config.json")
+
+
+def load_data(config):
+    """The training images and what the run is monitored on (validation, else test)."""
+    images, labels = load_split("train", config.DATA_DIR or None)
+    train_idx, val_idx = stratified_split(labels, config.VALIDATION_SIZE, config.SEED)
     if config.TRAIN_SUBSET:
         train_idx = np.random.default_rng(config.SEED).permutation(train_idx)[:config.TRAIN_SUBSET]
     if config.VALIDATION_SIZE:
-        monitor_name = "val"
-        monitor_images, monitor_labels = train_images[val_idx], train_labels[val_idx]
+        monitor = "val", images[val_idx], labels[val_idx]
     else:  # all 60k train; the test set is only watched for the curve, never used to choose.
-        monitor_name = "test_monitor"
-        monitor_images, monitor_labels = data_input.load_split("test", config.DATA_DIR or None)
-    monitor_labels = monitor_labels.astype(np.int64)
+        monitor = "test_monitor", *load_split("test", config.DATA_DIR or None)
+    name, monitor_images, monitor_labels = monitor
+    return Data(images[train_idx], labels[train_idx], name, monitor_images,
+                monitor_labels.astype(np.int64))
 
-    # ---- model, loss, optimizer, state (variables live under the strategy's scope)
+
+def build_state(config, strategy, checkpoint_dir):
+    """Model, optimizer, moving average and counters, under the strategy's scope."""
     with strategy.scope():
         model = create_model(config.MODEL)
-        optimizer = make_optimizer(config, lr_scale=replicas)
+        optimizer = make_optimizer(config, lr_scale=strategy.num_replicas_in_sync)
         optimizer.build(model.trainable_variables)
         average = WeightAverage(model, config.EMA_DECAY) if config.EMA_DECAY else None
         step = tf.Variable(0, dtype=tf.int64, trainable=False)
         elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         best_accuracy = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
         evals_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
-    loss_fn = create_loss(config)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, elapsed=elapsed,
                                      best_accuracy=best_accuracy, evals_since_best=evals_since_best,
                                      average=average.shadow if average else [])
     manager = tf.train.CheckpointManager(
         checkpoint, distribute.checkpoint_dir_for(strategy, checkpoint_dir), max_to_keep=2)
-    if resume:
-        checkpoint.restore(tf.train.latest_checkpoint(checkpoint_dir)).assert_existing_objects_matched()
-        print(f"resumed {run_dir} at step {int(step.numpy())}")
-    start_step = int(step.numpy())
-    # A resumed run draws a fresh shuffle/augmentation stream instead of replaying the first one.
-    tf.random.set_seed(config.SEED + start_step)
-    dataset = strategy.experimental_distribute_dataset(data_input.train_dataset(
-        train_images[train_idx], train_labels[train_idx], global_batch, config.AUGMENT_PROB,
-        config.SEED + start_step, config.ERASE_FILL, config.FLIP_FOOTWEAR,
-        config.ROTATE_DEGREES))
+    return State(model, optimizer, average, step, elapsed, best_accuracy, evals_since_best,
+                 checkpoint, manager)
+
+
+def restore_latest(state, checkpoint_dir):
+    """Restore the newest readable checkpoint; an unreadable one (a crash while writing it,
+    a damaged disk) falls back to the one before it, which is kept for exactly this."""
+    candidates = sorted(tf.train.get_checkpoint_state(checkpoint_dir).all_model_checkpoint_paths,
+                        key=lambda p: int(p.rsplit("-", 1)[-1]), reverse=True)
+    for path in candidates:
+        try:
+            state.checkpoint.restore(path).assert_existing_objects_matched()
+            return path
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError) as err:
+            print(f"warning: checkpoint {path} is unreadable ({type(err).__name__}); "
+                  "trying the one before it", file=sys.stderr, flush=True)
+    raise TrainingError(f"no readable checkpoint in {checkpoint_dir}; start the run again "
+                        "without --resume (or with a new --model-dir)")
+
+
+def step_functions(config, strategy, state, global_batch):
+    """(train_step, predict_batch) as tf.functions."""
+    loss_fn = create_loss(config)
+    model, optimizer = state.model, state.optimizer
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
@@ -251,31 +267,64 @@ def train(config, resume=False):
     @tf.function
     def train_step(images, labels):
         losses = strategy.run(replica_step, args=(images, labels))
-        step.assign_add(1)
-        if average:
-            average.update(step)
+        state.step.assign_add(1)
+        if state.average:
+            state.average.update(state.step)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     @tf.function
     def predict_batch(images):
         return tf.argmax(model(images, training=False), axis=-1)
 
-    def evaluate():
-        with average.applied() if average else contextlib.nullcontext():
-            predictions = np.concatenate([predict_batch(x).numpy() for x, _ in
-                                          data_input.eval_dataset(monitor_images, monitor_labels)])
-            accuracy, per_class = class_accuracies(predictions, monitor_labels)
-            improved = accuracy > float(best_accuracy.numpy())
-            if improved and config.VALIDATION_SIZE and chief:
-                save_weights_atomically(model, run_dir / "best.weights.h5")
-        if improved:
-            best_accuracy.assign(accuracy)
-            evals_since_best.assign(0)
-        else:
-            evals_since_best.assign_add(1)
-        return accuracy, per_class
+    return train_step, predict_batch
 
-    # ---- fit
+
+def evaluate(config, state, data, predict_batch, save_best):
+    """Monitor accuracy with the averaged weights; keeps best.weights.h5 when validating."""
+    with state.averaged():
+        predictions = np.concatenate([predict_batch(x).numpy() for x, _ in
+                                      data_input.eval_dataset(data.monitor_images,
+                                                              data.monitor_labels)])
+        accuracy, per_class = class_accuracies(predictions, data.monitor_labels)
+        improved = accuracy > float(state.best_accuracy.numpy())
+        if improved and config.VALIDATION_SIZE and save_best:
+            save_weights_atomically(state.model, config.run_dir / "best.weights.h5")
+    if improved:
+        state.best_accuracy.assign(accuracy)
+        state.evals_since_best.assign(0)
+    else:
+        state.evals_since_best.assign_add(1)
+    return accuracy, per_class
+
+
+def log_evaluation(log, data, current, loss, state, progress, accuracy, per_class):
+    name = data.monitor_name
+    record = {"step": current, "wall_seconds": round(float(state.elapsed.numpy()), 1),
+              "loss": loss, "images_per_second": round(progress.images_per_second, 1),
+              f"{name}_accuracy": accuracy, f"{name}_per_class": per_class}
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+    tf.summary.scalar(f"{name}/accuracy", accuracy, step=current)
+    for cls, acc in enumerate(per_class):
+        tf.summary.scalar(f"{name}_per_class/{cls}_{CLASS_NAMES[cls]}", acc, step=current)
+
+
+def fit(config, strategy, state, data, chief):
+    """The training loop: steps, logging, evaluation, checkpoints, signals.
+
+    Returns True when early stopping ended it. Exits (status 128+signal) after saving a
+    checkpoint when SIGINT/SIGTERM arrive, and with a TrainingError when the loss diverges.
+    """
+    global_batch = config.BATCH_SIZE * strategy.num_replicas_in_sync
+    start_step = int(state.step.numpy())
+    # A resumed run draws a fresh shuffle/augmentation stream instead of replaying the first one.
+    tf.random.set_seed(config.SEED + start_step)
+    dataset = strategy.experimental_distribute_dataset(data_input.train_dataset(
+        data.train_images, data.train_labels, global_batch, config.AUGMENT_PROB,
+        config.SEED + start_step, config.ERASE_FILL, config.FLIP_FOOTWEAR,
+        config.ROTATE_DEGREES))
+    train_step, predict_batch = step_functions(config, strategy, state, global_batch)
+    run_dir = config.run_dir
     if chief:
         writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
         log_path = run_dir / "log.jsonl"
@@ -283,45 +332,42 @@ def train(config, resume=False):
         writer, log_path = tf.summary.create_noop_writer(), os.devnull
     stop = StopRequest()
     progress = Progress(config.STEPS, global_batch, start_step)
-    print(f"training {config.MODEL} ({model.count_params():,} parameters) for {config.STEPS} steps"
-          f" of {global_batch} ({replicas} replica(s)) on {len(train_idx)} images,"
-          f" {config.PRECISION}; TensorBoard: tensorboard --logdir {config.OUTPUT_DIR}", flush=True)
-    last_accuracy, loss, stopped_early = None, float("nan"), False
+    print(f"training {config.MODEL} ({state.model.count_params():,} parameters) for "
+          f"{config.STEPS} steps of {global_batch} ({strategy.num_replicas_in_sync} replica(s)) "
+          f"on {len(data.train_labels)} images, {config.PRECISION}; "
+          f"TensorBoard: tensorboard --logdir {config.OUTPUT_DIR}", flush=True)
+    last_accuracy, stopped_early = None, False
     clock = time.monotonic()
     with open(log_path, "a") as log, writer.as_default():
         for images, labels in dataset:
-            if int(step.numpy()) >= config.STEPS or stopped_early:
+            if int(state.step.numpy()) >= config.STEPS or stopped_early:
                 break
             loss = float(train_step(images, labels))
-            current = int(step.numpy())
-            elapsed.assign_add(time.monotonic() - clock)
+            current = int(state.step.numpy())
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss} at step {current}: training diverged; the last good "
+                    f"checkpoint in {run_dir / 'checkpoints'} is kept. Lower LEARNING_RATE and "
+                    "start a new --model-dir")
+            state.elapsed.assign_add(time.monotonic() - clock)
             clock = time.monotonic()
             progress.update(current, loss, last_accuracy)
             if current % 50 == 0:
                 tf.summary.scalar("train/loss", loss, step=current)
                 tf.summary.scalar("train/learning_rate",
-                                  float(optimizer.learning_rate), step=current)
+                                  float(state.optimizer.learning_rate), step=current)
             if current % config.EVAL_EVERY == 0 or current == config.STEPS:
-                last_accuracy, per_class = evaluate()
-                record = {"step": current, "wall_seconds": round(float(elapsed.numpy()), 1),
-                          "loss": loss, "images_per_second": round(progress.images_per_second, 1),
-                          f"{monitor_name}_accuracy": last_accuracy,
-                          f"{monitor_name}_per_class": per_class}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                tf.summary.scalar(f"{monitor_name}/accuracy", last_accuracy, step=current)
-                for cls, acc in enumerate(per_class):
-                    tf.summary.scalar(f"{monitor_name}_per_class/{cls}_{data_input.CLASS_NAMES[cls]}",
-                                      acc, step=current)
+                last_accuracy, per_class = evaluate(config, state, data, predict_batch, chief)
+                log_evaluation(log, data, current, loss, state, progress, last_accuracy, per_class)
                 progress.update(current, loss, last_accuracy, force=True)
                 patience = config.EARLY_STOPPING_PATIENCE
-                if patience and int(evals_since_best.numpy()) >= patience:
+                if patience and int(state.evals_since_best.numpy()) >= patience:
                     print(f"\nearly stop at step {current}: "
                           f"no improvement in {patience} evaluations")
                     stopped_early = True
                 clock = time.monotonic()  # evaluation time is not training time
             if current % config.CHECKPOINT_EVERY == 0 or current == config.STEPS or stop.signum:
-                manager.save(checkpoint_number=current)
+                state.manager.save(checkpoint_number=current)
             if stop.signum:
                 print(f"\nstopped by signal {stop.signum} at step {current}; checkpoint saved. "
                       "Continue with: python -m fmnist_app.train --config "
@@ -329,40 +375,70 @@ def train(config, resume=False):
                 sys.exit(128 + stop.signum)
     if progress.tty:
         print()
-    wall_seconds = float(elapsed.numpy())
-    if not chief:
-        print(f"worker done: {int(step.numpy())} steps; the chief exports the graph")
-        return {"steps": int(step.numpy()), "chief": False}
+    return stopped_early
 
-    # ---- export: the best validation weights, else the final (averaged) weights
+
+def export_graph(config, state):
+    """Freeze the best validation weights, else the final (averaged) weights, in float32."""
     keras.mixed_precision.set_global_policy("float32")
     export_model = create_model(config.MODEL)
-    if config.VALIDATION_SIZE and (run_dir / "best.weights.h5").exists():
-        export_model.load_weights(run_dir / "best.weights.h5")
+    best = config.run_dir / "best.weights.h5"
+    if config.VALIDATION_SIZE and best.exists():
+        export_model.load_weights(best)
     else:
-        with average.applied() if average else contextlib.nullcontext():
-            export_model.set_weights([w.numpy() for w in model.weights])
-    graph_path = export_frozen_graph(export_model, run_dir / GRAPH_FILENAME)
-    test_images, test_labels = data_input.load_split("test", config.DATA_DIR or None)
+        with state.averaged():
+            export_model.set_weights([w.numpy() for w in state.model.weights])
+    return export_frozen_graph(export_model, config.run_dir / GRAPH_FILENAME)
+
+
+def score_and_record(config, state, data, graph_path, global_batch, stopped_early):
+    """Test accuracy of the exported graph, and metrics.json with how the run was made."""
+    test_images, test_labels = load_split("test", config.DATA_DIR or None)
     test_predictions = FrozenModel(graph_path).predict(test_images).argmax(axis=1)
     test_accuracy, test_per_class = class_accuracies(test_predictions, test_labels)
-
+    steps, wall_seconds = int(state.step.numpy()), float(state.elapsed.numpy())
     metrics = {
-        "git_commit": git_commit(), "model": config.MODEL, "parameters": model.count_params(),
-        "seed": config.SEED, "steps": int(step.numpy()), "batch_size": global_batch,
-        "replicas": replicas,
-        "train_images": int(len(train_idx)), "precision": config.PRECISION,
+        "git_commit": git_commit(), "cpu": cpu_model(), "model": config.MODEL,
+        "parameters": state.model.count_params(), "seed": config.SEED, "steps": steps,
+        "batch_size": global_batch, "replicas": global_batch // config.BATCH_SIZE,
+        "train_images": int(len(data.train_labels)), "precision": config.PRECISION,
         "wall_seconds": round(wall_seconds, 1),
-        "images_per_second": round(int(step.numpy()) * global_batch / max(wall_seconds, 1e-9), 1),
+        "images_per_second": round(steps * global_batch / max(wall_seconds, 1e-9), 1),
         "stopped_early": stopped_early,
-        "validation_accuracy": float(best_accuracy.numpy()) if config.VALIDATION_SIZE else None,
+        "validation_accuracy": float(state.best_accuracy.numpy()) if config.VALIDATION_SIZE
+        else None,
         "test_accuracy": test_accuracy, "test_per_class": test_per_class,
         "frozen_graph": str(graph_path),
     }
-    write_atomically((json.dumps(metrics, indent=2) + "\n").encode(), run_dir / "metrics.json")
-    print(f"done: {int(step.numpy())} steps in {wall_seconds / 60:.1f} min; test accuracy "
+    write_atomically((json.dumps(metrics, indent=2) + "\n").encode(),
+                     config.run_dir / "metrics.json")
+    print(f"done: {steps} steps in {wall_seconds / 60:.1f} min; test accuracy "
           f"{100 * test_accuracy:.2f}%; graph {graph_path}")
     return metrics
+
+
+# --------------------------------------------------------------------------- the recipe
+
+def train(config, resume=False):
+    """config -> data -> model -> fit -> export; returns the metrics (the chief writes them)."""
+    strategy = distribute.make_strategy(config.DISTRIBUTE)
+    chief = distribute.is_chief(strategy)
+    check_run_dir(config, resume, chief)
+    keras.mixed_precision.set_global_policy(config.PRECISION)
+    data = load_data(config)
+    checkpoint_dir = config.run_dir / "checkpoints"
+    state = build_state(config, strategy, checkpoint_dir)
+    if resume:
+        restore_latest(state, checkpoint_dir)
+        print(f"resumed {config.run_dir} at step {int(state.step.numpy())}")
+    write_run_config(config, chief)
+    stopped_early = fit(config, strategy, state, data, chief)
+    if not chief:
+        print(f"worker done: {int(state.step.numpy())} steps; the chief exports the graph")
+        return {"steps": int(state.step.numpy()), "chief": False}
+    graph_path = export_graph(config, state)
+    global_batch = config.BATCH_SIZE * strategy.num_replicas_in_sync
+    return score_and_record(config, state, data, graph_path, global_batch, stopped_early)
 
 
 def main(argv=None):
@@ -373,7 +449,7 @@ def main(argv=None):
                          SEED=args.seed)
         config = config_module.load(args.config, **overrides)
         train(config, resume=args.resume)
-    except (config_module.ConfigError, data_input.DatasetError, TrainingError,
+    except (config_module.ConfigError, DatasetError, TrainingError,
             distribute.DistributeError) as err:
         sys.exit(f"error: {err}")
 

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import benchmark
-import data_input
 from conftest import ROOT, synthetic_images, write_idx
-from fmnist_app import evaluation
+from fmnist_app import dataset, evaluation
 from fmnist_app.export import export_frozen_graph
 from fmnist_app.inference import FrozenModel
 from fmnist_app.models import create_model
@@ -29,7 +28,7 @@ def tiny_graph(fake_data_dir, tmp_path_factory):
     model = create_model("simple_model_1")
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    images, labels = data_input.load_split("train", fake_data_dir)
+    images, labels = dataset.load_split("train", fake_data_dir)
     model.fit(images[..., None].astype("float32"), labels, batch_size=50, epochs=4, verbose=0)
     return export_frozen_graph(model, tmp_path_factory.mktemp("graph") / "frozen.pb")
 
@@ -41,8 +40,8 @@ def noisy_test_dir(tmp_path_factory):
     labels = np.tile(np.arange(10, dtype=np.uint8), 20)
     images = synthetic_images(labels, seed=1)
     labels[::4] = (labels[::4] + 1) % 10
-    write_idx(folder / "t10k-images-idx3-ubyte.gz", images, data_input.IMAGES_MAGIC)
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels, data_input.LABELS_MAGIC)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images, dataset.IMAGES_MAGIC)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels, dataset.LABELS_MAGIC)
     return folder
 
 
@@ -75,7 +74,7 @@ def section(stdout, title):
 def test_table_equals_a_direct_computation_from_predictions(benchmark_run, tiny_graph,
                                                             noisy_test_dir):
     stdout, report, _ = benchmark_run
-    images, labels = data_input.load_split("test", noisy_test_dir)
+    images, labels = dataset.load_split("test", noisy_test_dir)
     predicted = FrozenModel(tiny_graph).predict(images).argmax(axis=1)
 
     overall = np.mean(predicted == labels)
@@ -92,7 +91,7 @@ def test_table_equals_a_direct_computation_from_predictions(benchmark_run, tiny_
         assert row["precision"] == pytest.approx(precision, abs=1e-12)
         f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
         assert row["f1"] == pytest.approx(f1, abs=1e-12)
-        name = f"Class {c} ({data_input.CLASS_NAMES[c]})"
+        name = f"Class {c} ({dataset.CLASS_NAMES[c]})"
         assert line == f"{name:<{evaluation.LABEL_WIDTH}}  {100 * recall:5.1f}"
 
     matrix = np.asarray(report["confusion_matrix"])

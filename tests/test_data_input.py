@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import data_input
 from conftest import make_dataset, write_idx
+from fmnist_app import dataset
 
 PROB = 0.3
 BATCH = 4000
@@ -18,8 +19,8 @@ BATCH = 4000
 def test_reads_gzip_and_raw_files_identically(tmp_path):
     gz = make_dataset(tmp_path / "gz", compress=True)
     raw = make_dataset(tmp_path / "raw", compress=False)
-    images_gz, labels_gz = data_input.load_split("train", gz)
-    images_raw, labels_raw = data_input.load_split("train", raw)
+    images_gz, labels_gz = dataset.load_split("train", gz)
+    images_raw, labels_raw = dataset.load_split("train", raw)
     assert images_gz.shape == (600, 28, 28) and images_gz.dtype == np.uint8
     np.testing.assert_array_equal(images_gz, images_raw)
     np.testing.assert_array_equal(labels_gz, labels_raw)
@@ -29,23 +30,23 @@ def test_reads_gzip_and_raw_files_identically(tmp_path):
 def test_data_dir_order_argument_then_env_then_default(tmp_path, monkeypatch):
     env_dir = make_dataset(tmp_path / "env")
     arg_dir = make_dataset(tmp_path / "arg", train_per_class=5)
-    monkeypatch.setenv(data_input.DATA_DIR_ENV, str(env_dir))
-    assert data_input.find_data_dir(arg_dir) == arg_dir
-    assert data_input.find_data_dir() == env_dir
-    monkeypatch.delenv(data_input.DATA_DIR_ENV)
-    assert str(data_input.find_data_dir()) == data_input.DEFAULT_DATA_DIR
+    monkeypatch.setenv(dataset.DATA_DIR_ENV, str(env_dir))
+    assert dataset.find_data_dir(arg_dir) == arg_dir
+    assert dataset.find_data_dir() == env_dir
+    monkeypatch.delenv(dataset.DATA_DIR_ENV)
+    assert str(dataset.find_data_dir()) == dataset.DEFAULT_DATA_DIR
 
 
 def test_missing_dataset_names_the_debian_package(tmp_path):
-    with pytest.raises(data_input.DatasetError, match="apt-get install dataset-fashion-mnist"):
-        data_input.load_split("train", tmp_path / "nowhere")
+    with pytest.raises(dataset.DatasetError, match="apt-get install dataset-fashion-mnist"):
+        dataset.load_split("train", tmp_path / "nowhere")
 
 
 def test_missing_file_is_named(tmp_path):
     folder = make_dataset(tmp_path)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(data_input.DatasetError, match="t10k-labels-idx1-ubyte"):
-        data_input.load_split("test", folder)
+    with pytest.raises(dataset.DatasetError, match="t10k-labels-idx1-ubyte"):
+        dataset.load_split("test", folder)
 
 
 def _corrupt(folder, name, data):
@@ -62,7 +63,7 @@ def _corrupt(folder, name, data):
 ])
 def test_corrupt_idx_gives_clear_error(tmp_path, case, pattern):
     folder = make_dataset(tmp_path)
-    images, labels = data_input.load_split("train", folder)
+    images, labels = dataset.load_split("train", folder)
     if case == "wrong_magic":
         write_idx(folder / "train-images-idx3-ubyte.gz", images, 2049)
     elif case == "truncated":
@@ -77,15 +78,15 @@ def test_corrupt_idx_gives_clear_error(tmp_path, case, pattern):
         write_idx(folder / "train-labels-idx1-ubyte.gz", bad, 2049)
     elif case == "not_28x28":
         write_idx(folder / "train-images-idx3-ubyte.gz", images[:, :27, :], 2051)
-    with pytest.raises(data_input.DatasetError, match=pattern) as err:
-        data_input.load_split("train", folder)
+    with pytest.raises(dataset.DatasetError, match=pattern) as err:
+        dataset.load_split("train", folder)
     assert "\n" not in str(err.value)
 
 
 def test_real_dataset_when_installed():
     try:
-        images, labels = data_input.load_split("test")
-    except data_input.DatasetError:
+        images, labels = dataset.load_split("test")
+    except dataset.DatasetError:
         pytest.skip("Debian dataset-fashion-mnist not installed")
     assert images.shape == (10000, 28, 28)
     assert np.bincount(labels).tolist() == [1000] * 10
@@ -95,19 +96,19 @@ def test_real_dataset_when_installed():
 
 def test_split_is_stratified_disjoint_and_reproducible():
     labels = np.repeat(np.arange(10), 600)
-    train, val = data_input.stratified_split(labels, 4000, seed=7)
+    train, val = dataset.stratified_split(labels, 4000, seed=7)
     assert np.bincount(labels[val]).tolist() == [400] * 10
     assert not set(train) & set(val)
     assert len(train) + len(val) == len(labels)
-    again_train, again_val = data_input.stratified_split(labels, 4000, seed=7)
+    again_train, again_val = dataset.stratified_split(labels, 4000, seed=7)
     np.testing.assert_array_equal(val, again_val)
     np.testing.assert_array_equal(train, again_train)
-    _, other_val = data_input.stratified_split(labels, 4000, seed=8)
+    _, other_val = dataset.stratified_split(labels, 4000, seed=8)
     assert not np.array_equal(val, other_val)
 
 
 def test_split_of_zero_keeps_every_image_for_training():
-    train, val = data_input.stratified_split(np.repeat(np.arange(10), 5), 0, seed=0)
+    train, val = dataset.stratified_split(np.repeat(np.arange(10), 5), 0, seed=0)
     assert len(val) == 0 and len(train) == 50
 
 
@@ -242,7 +243,7 @@ def test_crop_is_a_window_of_the_padded_image():
 
 
 def test_train_dataset_yields_augmented_batches(fake_data_dir):
-    images, labels = data_input.load_split("train", fake_data_dir)
+    images, labels = dataset.load_split("train", fake_data_dir)
     ds = data_input.train_dataset(images, labels, batch_size=32, augment_prob=PROB, seed=0)
     batch_images, batch_labels = next(iter(ds))
     assert batch_images.shape == (32, 28, 28, 1) and batch_images.dtype == tf.float32

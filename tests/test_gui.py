@@ -14,10 +14,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 import demo_program
-from data_input import CLASS_NAMES
+from fmnist_app.dataset import CLASS_NAMES
 from fmnist_app.gui.main_window import MainWindow
-from fmnist_app.gui.window_options import WindowOptions
 from fmnist_app.gui.worker import PipelineWorker, Settings, to_qimage
+from fmnist_app.live.window_options import WindowOptions
 from fmnist_app.sources import DemoSource, SourceSpec
 
 # Read when pytest-qt creates the QApplication, at the first test: early enough here.
@@ -36,7 +36,7 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """Two seconds of the demo scene (30 fps) as an MJPG video file."""
-    from data_input import load_split
+    from fmnist_app.dataset import load_split
     images, _ = load_split("test")
     demo = DemoSource(images[:10])
     path = tmp_path_factory.mktemp("video") / "clip.avi"

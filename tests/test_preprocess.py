@@ -20,7 +20,7 @@ LIGHT = uneven_light(WIDTH, HEIGHT, brightest=240, darkest=95, angle=2.3)
 
 @pytest.fixture(scope="module")
 def test_set():
-    from data_input import load_split
+    from fmnist_app.dataset import load_split
     return load_split("test")
 
 

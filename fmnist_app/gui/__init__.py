@@ -1,5 +1,1 @@
-"""The live demo: a PySide6 window over a Qt-free per-frame pipeline.
-
-pipeline.py, snapshot.py, headless.py and window_options.py do not import Qt, so
-`demo_program.py --no-gui` and the benchmark run where no display is available.
-"""
+"""The live demo window (PySide6 only); the per-frame work it runs is fmnist_app.live."""

@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fmnist_app.gui.pipeline import SMOOTHING_FRAMES
 from fmnist_app.gui.widgets import FrameView, InputPreview, TopBars, big_font
-from fmnist_app.gui.window_options import mirror_for
 from fmnist_app.gui.worker import PipelineWorker, Settings
+from fmnist_app.live.pipeline import SMOOTHING_FRAMES
+from fmnist_app.live.window_options import mirror_for
 from fmnist_app.sources import SourceSpec
 
 KEYS_HELP = "Space pause · S snapshot · M mirror · C next camera · Esc/Q quit"

@@ -16,9 +16,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
-from fmnist_app.gui.pipeline import Pipeline, load_classifier
-from fmnist_app.gui.snapshot import SnapshotError, save_snapshot
 from fmnist_app.inference import ModelError
+from fmnist_app.live.pipeline import Pipeline, load_classifier
+from fmnist_app.live.snapshot import SnapshotError, save_snapshot
 from fmnist_app.sources import FrameUnavailable, SourceError, list_cameras, open_source
 
 IDLE_SECONDS = 0.03           # nap while paused or without a source

@@ -4,7 +4,7 @@ import csv
 import sys
 import time
 
-from fmnist_app.gui.pipeline import Pipeline, load_classifier
+from fmnist_app.live.pipeline import Pipeline, load_classifier
 from fmnist_app.sources import FrameUnavailable, SourceEnded, open_source
 
 CSV_COLUMNS = ("frame", "time_s", "top1_class", "top1_probability", "top2_class",

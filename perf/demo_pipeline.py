@@ -6,7 +6,7 @@
    pauses, mirrors, resizes the box and saves snapshots: goal < 50 ms. Measured with a 5 ms
    QTimer; a late tick means the event loop was busy for that long.
 
-    .venv/bin/python benchmarks/demo_pipeline.py [--model PATH] [--frames 300] [--gui-seconds 10]
+    .venv/bin/python perf/demo_pipeline.py [--model PATH] [--frames 300] [--gui-seconds 10]
 """
 
 import argparse
@@ -20,12 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fmnist_app.gui.pipeline import Pipeline, load_classifier
+from fmnist_app.dataset import SHIPPED_GRAPH as DEFAULT_MODEL
 from fmnist_app.inference import ModelError
+from fmnist_app.live.pipeline import Pipeline, load_classifier
 from fmnist_app.sources import DemoSource, SourceError, SourceSpec
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "output_dir" / "final_model" / "frozen_inference_graph.pb"
 TICK_MS = 5
 BOX_FRACTION = 0.6
 
@@ -60,7 +59,7 @@ def measure_gui(model_path, seconds):
     from PySide6.QtWidgets import QApplication
 
     from fmnist_app.gui.main_window import MainWindow
-    from fmnist_app.gui.window_options import WindowOptions
+    from fmnist_app.live.window_options import WindowOptions
 
     app = QApplication.instance() or QApplication([])
     snapshots = tempfile.TemporaryDirectory(prefix="demo_bench_")

@@ -1,6 +1,6 @@
 """Time-to-accuracy curve of one or more training runs, from their log.jsonl.
 
-    python benchmarks/training_curve.py output_dir/final_model [output_dir/fast ...] \
+    python perf/training_curve.py output_dir/final_model [output_dir/fast ...] \
         --out docs/training_curve.png
 
 x: training wall-clock minutes (evaluation time excluded, as the trainer counts it);

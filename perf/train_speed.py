@@ -1,6 +1,6 @@
 """Training throughput of every registered model, float32 and mixed_bfloat16.
 
-    python benchmarks/train_speed.py [--models fastnet resnet] [--batch 128] [--steps 30]
+    python perf/train_speed.py [--models fastnet resnet] [--batch 128] [--steps 30]
 
 Prints images/s for full training steps (forward, backward, Adam update) on random data,
 the model's multiply-accumulates per image, and the achieved GFLOP/s (3 x 2 x MACs per
@@ -16,11 +16,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from fmnist_app.models import MODELS, create_model
+from fmnist_app.tf_quiet import keras, tf
 
 
 def macs_per_image(model):

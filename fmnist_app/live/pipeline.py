@@ -31,9 +31,7 @@ def load_classifier(model_path):
 
     Raises fmnist_app.inference.ModelError with a one-line message when it cannot.
     """
-    from fmnist_app.tf_quiet import import_tensorflow_quietly
-    import_tensorflow_quietly()
-    import tensorflow as tf
+    from fmnist_app.tf_quiet import tf
     try:
         # One image at a time runs faster on one thread (2.8 vs 3.5 ms here), and the other
         # core stays free for the GUI thread.
@@ -41,7 +39,7 @@ def load_classifier(model_path):
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass    # TensorFlow already ran in this process (tests): its thread pools stay
-    from data_input import CLASS_NAMES
+    from fmnist_app.dataset import CLASS_NAMES
     from fmnist_app.inference import FrozenModel
     return Classifier(FrozenModel(model_path), CLASS_NAMES)
 

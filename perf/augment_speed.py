@@ -1,6 +1,6 @@
 """Augmented images per second of the full training input pipeline.
 
-    python benchmarks/augment_speed.py [--prob 0.3] [--batch 128] [--batches 300]
+    python perf/augment_speed.py [--prob 0.3] [--batch 128] [--batches 300]
 
 Reads the 60,000 training images, then times the tf.data pipeline the trainer uses
 (shuffle, batch, the five augmentations vectorised per batch, prefetch) with no model.
