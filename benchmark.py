@@ -10,7 +10,9 @@ fmnist_app.evaluation and fmnist_app.plots.
 """
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from fmnist_app.dataset import DATA_DIR_ENV, DEFAULT_DATA_DIR, SHIPPED_GRAPH
 
@@ -26,24 +28,42 @@ def parse_args(argv):
     parser.add_argument("--compare", metavar="OTHER.json",
                         help="print per-class differences against a JSON from an earlier --json")
     parser.add_argument("--tta", action="store_true",
-                        help="also report horizontal-flip test-time averaging, separately")
+                        help="also report two-view (image + mirror) test-time averaging, "
+                             "separately")
     return parser.parse_args(argv)
 
 
+def check_writable(json_path, plots_dir):
+    """Raise OSError now, not after the whole run, if an output cannot be written."""
+    if json_path:
+        folder = Path(json_path).resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise OSError(13, "folder missing or not writable", str(json_path))
+    if plots_dir:
+        Path(plots_dir).mkdir(parents=True, exist_ok=True)
+        if not os.access(plots_dir, os.W_OK):
+            raise OSError(13, "not writable", str(plots_dir))
+
+
 def run(args):
-    from fmnist_app import evaluation
+    from fmnist_app import calibration, evaluation
     from fmnist_app.dataset import find_data_dir, load_split
     from fmnist_app.inference import FrozenModel
 
-    # Cheap checks first, so a bad --compare file fails before the model runs.
+    # Cheap checks first, so a bad --compare file or output path fails before the model runs.
     other = evaluation.read_report(args.compare) if args.compare else None
+    check_writable(args.json, args.plots)
     model = FrozenModel(args.model)
+    fitted = calibration.load_for(args.model)
     data_dir = find_data_dir(args.data_dir)
     images, labels = load_split("test", data_dir)
 
     probabilities, timing = evaluation.timed_predictions(model, images)
-    tta = evaluation.flip_tta_probabilities(model, images, probabilities) if args.tta else None
-    report = evaluation.build_report(args.model, data_dir, labels, probabilities, timing, tta)
+    two_view_logits = calibration.two_view_logits(model, images)
+    tta = calibration.softmax(two_view_logits.astype(float)) if args.tta else None
+    report = evaluation.build_report(
+        args.model, data_dir, labels, probabilities, timing, tta,
+        evaluation.calibration_summary(two_view_logits, labels, fitted))
     print(evaluation.format_report(report))
     if other is not None:
         print("\n" + evaluation.format_comparison(report, other, args.compare))
@@ -59,13 +79,14 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    from fmnist_app.calibration import CalibrationError
     from fmnist_app.dataset import DatasetError
     from fmnist_app.evaluation import ReportError
     from fmnist_app.inference import ModelError
 
     try:
         run(args)
-    except (ModelError, DatasetError, ReportError) as err:
+    except (ModelError, DatasetError, ReportError, CalibrationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # writing --json or --plots

@@ -7,7 +7,7 @@ Reading the IDX files and the dataset facts live in fmnist_app.dataset (TensorFl
 
 import numpy as np
 
-from fmnist_app.dataset import FOOTWEAR_CLASSES, IMAGE_SIZE
+from fmnist_app.dataset import FOOTWEAR_CLASSES, IMAGE_SIZE, NUM_CLASSES
 from fmnist_app.tf_quiet import tf
 
 # --------------------------------------------------------------------------- augmentation
@@ -125,14 +125,22 @@ def _as_float_batch(images, labels):
 
 
 def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="noise",
-                  flip_footwear=False, rotate_degrees=0.0):
+                  flip_footwear=False, rotate_degrees=0.0, outliers=None, outlier_fraction=0.0):
     """Endless shuffled, batched and augmented stream of (images, labels).
 
+    With `outliers` (N, 28, 28) and `outlier_fraction` > 0, that share of the examples are
+    outliers labelled NUM_CLASSES (see losses.with_outlier_exposure).
     Augmentation is mapped after batching so every op runs vectorised over a whole
     batch, in parallel with training, with prefetching.
     """
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
+    if outliers is not None and outlier_fraction > 0:
+        outlier_labels = np.full(len(outliers), NUM_CLASSES, labels.dtype)
+        others = tf.data.Dataset.from_tensor_slices((outliers, outlier_labels))
+        others = others.shuffle(len(outliers), seed=seed + 1).repeat()
+        ds = tf.data.Dataset.sample_from_datasets(
+            [ds, others], [1 - outlier_fraction, outlier_fraction], seed=seed)
 
     def to_training_batch(images, labels):
         images, labels = _as_float_batch(images, labels)

@@ -26,6 +26,9 @@ class Config:
     ERASE_FILL: str = "noise"           # noise | zero
     FLIP_FOOTWEAR: bool = False         # also mirror sandals, sneakers, boots (camera use)
     ROTATE_DEGREES: float = 0.0         # random rotation up to +-this; 0 disables
+    OUTLIER_FRACTION: float = 0.0       # share of each batch that is not a garment (outlier
+    OUTLIER_WEIGHT: float = 0.5         # exposure, fmnist_app/outliers.py) and its loss weight
+    INIT_FROM: str = ""                 # a run folder whose weights this run starts from
     BATCH_SIZE: int = 64                # per replica; global = BATCH_SIZE x replicas
     OPTIMIZER: str = "adam"             # adam | adamw
     WEIGHT_DECAY: float = 0.0           # only used by adamw
@@ -73,7 +76,8 @@ def choices():
 # (low, high) inclusive bounds; None means unbounded on that side.
 RANGES = {
     "FOCAL_GAMMA": (0, None), "FOCAL_ALPHA": (0, None), "LABEL_SMOOTHING": (0, 0.5),
-    "AUGMENT_PROB": (0, 1), "ROTATE_DEGREES": (0, 45), "BATCH_SIZE": (1, 65536),
+    "AUGMENT_PROB": (0, 1), "ROTATE_DEGREES": (0, 45), "OUTLIER_FRACTION": (0, 0.5),
+    "OUTLIER_WEIGHT": (0, None), "BATCH_SIZE": (1, 65536),
     "WEIGHT_DECAY": (0, None),
     "LEARNING_RATE": (1e-9, 10), "DECAY_RATE": (1e-6, 1), "DECAY_STEPS": (1, None),
     "WARMUP_STEPS": (0, None), "STEPS": (1, None), "EMA_DECAY": (0, 0.99999),

@@ -6,10 +6,14 @@ A ratio with a zero denominator (a class never predicted, or absent from a small
 reported as 0, like scikit-learn's zero_division=0. Per-class accuracy is the study's
 "accuracy of class c": the share of class-c images classified as c (= recall).
 
-Flip TTA rule: at test time the label is unknown, so the unflipped prediction decides.
-If its top class is footwear (Sandal, Sneaker, Ankle boot: never flipped in training, all
-facing one way, so a mirrored shoe is out of distribution) the unflipped probabilities are
-kept; otherwise they are averaged with those of the mirrored image.
+Flip TTA: the softmax of the mean logits of each image and its mirror, exactly the two
+views the demo classifies (fmnist_app.calibration.two_view_logits). It suits models trained
+with FLIP_FOOTWEAR (the shipped one); for a model that never saw a shoe facing right it
+costs footwear accuracy, and the per-class TTA table shows it.
+
+Calibration: with a calibration.json next to the graph, the expected calibration error of
+the two-view probabilities before and after its temperature, and the share of test images
+its rejection threshold would call "no garment".
 """
 
 import hashlib
@@ -19,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_app.dataset import CLASS_NAMES, FOOTWEAR_CLASSES, NUM_CLASSES
+from fmnist_app import calibration
+from fmnist_app.dataset import CLASS_NAMES, NUM_CLASSES
 
 SCHEMA = "fmnist-benchmark/1"
 BATCH_SIZE = 1000
 LATENCY_REPEATS = 50
 TOP_CONFUSED_PAIRS = 5
-TTA_RULE = ("mean of original and mirrored probabilities; original only where its top class "
-            "is footwear (5, 7, 9)")
+TTA_RULE = "softmax of the mean logits of the image and its mirror (the demo's two views)"
 
 
 class ReportError(ValueError):
@@ -118,11 +122,21 @@ def timed_predictions(model, images):
     return probabilities, timing
 
 
-def flip_tta_probabilities(model, images, probabilities):
-    """Apply the module's flip TTA rule to `probabilities` (the unflipped predictions)."""
-    mirrored = model.predict(np.ascontiguousarray(images[:, :, ::-1]), batch_size=BATCH_SIZE)
-    footwear = np.isin(np.argmax(probabilities, axis=1), FOOTWEAR_CLASSES)
-    return np.where(footwear[:, None], probabilities, (probabilities + mirrored) / 2)
+def calibration_summary(logits, labels, fitted):
+    """ECE (and reliability bins) of the two-view probabilities before and after the
+    temperature, and the share of test images the rejection threshold would refuse."""
+    before = calibration.softmax(np.asarray(logits, np.float64))
+    after = fitted.probabilities(logits)
+    rejected = None
+    if fitted.reject_below is not None:
+        rejected = float(np.mean(after.max(axis=1) < fitted.reject_below))
+    return {"temperature": fitted.temperature, "reject_below": fitted.reject_below,
+            "fitted_on": fitted.fitted_on, "bins": calibration.ECE_BINS,
+            "ece_before": calibration.expected_calibration_error(before, labels),
+            "ece_after": calibration.expected_calibration_error(after, labels),
+            "reliability_before": calibration.reliability(before, labels),
+            "reliability_after": calibration.reliability(after, labels),
+            "test_rejected": rejected}
 
 
 # --------------------------------------------------------------------------- JSON record
@@ -135,7 +149,8 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def build_report(model_path, data_dir, labels, probabilities, timing, tta_probabilities=None):
+def build_report(model_path, data_dir, labels, probabilities, timing, tta_probabilities=None,
+                 calibration_numbers=None):
     """The whole benchmark as one JSON-ready dict; TTA numbers live apart under "tta"."""
     report = {"schema": SCHEMA,
               "model": {"path": str(Path(model_path).resolve()), "sha256": sha256_of(model_path)},
@@ -143,6 +158,7 @@ def build_report(model_path, data_dir, labels, probabilities, timing, tta_probab
                           "images": len(labels)},
               **summarise(labels, probabilities),
               "timing": timing,
+              "calibration": calibration_numbers,
               "tta": None}
     if tta_probabilities is not None:
         report["tta"] = {"rule": TTA_RULE, **summarise(labels, tta_probabilities)}
@@ -168,7 +184,7 @@ def accuracies(report):
 def read_report(path):
     """Load a benchmark JSON written by write_report, or raise ReportError saying why."""
     path = Path(path)
-    remedy = f"write one with `python benchmark.py --json {path}`"
+    remedy = "write one with `python benchmark.py --json NEW_FILE.json`"
     if not path.is_file():
         raise ReportError(f"--compare file {path} not found; {remedy}")
     try:
@@ -238,6 +254,22 @@ def timing_table(timing):
     return f"Speed on this machine\n{throughput}\n{latency}"
 
 
+def calibration_table(numbers):
+    if numbers["temperature"] == 1.0 and numbers["reject_below"] is None:
+        return ("Calibration: none (no calibration.json next to the graph; make one with "
+                "`python -m fmnist_app.calibrate RUN_DIR`)\n"
+                f"expected calibration error of the two-view probabilities: "
+                f"{100 * numbers['ece_before']:.2f}%")
+    lines = [f"Calibration (two views, as the demo; {numbers['bins']} confidence bins)",
+             f"temperature {numbers['temperature']:.3f}, fitted on {numbers['fitted_on']}",
+             f"expected calibration error  {100 * numbers['ece_before']:5.2f}% before  ->  "
+             f"{100 * numbers['ece_after']:5.2f}% after"]
+    if numbers["reject_below"] is not None:
+        lines.append(f"no garment below top probability {numbers['reject_below']:.3f}: "
+                     f"{100 * numbers['test_rejected']:.2f}% of the test images")
+    return "\n".join(lines)
+
+
 def format_report(report):
     """Everything benchmark.py prints, in reading order."""
     model, dataset = report["model"], report["dataset"]
@@ -250,6 +282,8 @@ def format_report(report):
         confusion_table(report),
         confused_pairs_table(report),
         timing_table(report["timing"])]
+    if report.get("calibration"):
+        sections.append(calibration_table(report["calibration"]))
     if report["tta"] is not None:
         sections.append(accuracy_table(report["tta"], "Test accuracy with flip TTA (%), "
                                        "reported apart from the plain number\n"

@@ -127,6 +127,13 @@ class FrozenModel:
         logits, probabilities = self._run(self._tf.constant(batch))
         return logits.numpy(), probabilities.numpy()
 
+    def logits(self, images, batch_size=1000):
+        """Logits (N, 10) for raw 0..255 images, in batches."""
+        images = np.asarray(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+        parts = [self.logits_and_probabilities(images[i:i + batch_size])[0]
+                 for i in range(0, len(images), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+
     def predict(self, images, batch_size=1000):
         """Class probabilities (N, 10) for raw 0..255 images, in batches."""
         images = np.asarray(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)

@@ -48,7 +48,21 @@ LOSSES = {
 }
 
 
+def with_outlier_exposure(loss, weight):
+    """Examples labelled NUM_CLASSES are not garments: their loss is the cross-entropy to the
+    uniform distribution (Hendrycks et al. 2019), times `weight`; the rest keep `loss`."""
+    def wrapped(labels, logits):
+        outlier = labels >= NUM_CLASSES
+        garment_loss = loss(tf.where(outlier, tf.zeros_like(labels), labels), logits)
+        uniform_loss = -tf.reduce_mean(tf.nn.log_softmax(logits), axis=-1)
+        return tf.where(outlier, weight * uniform_loss, garment_loss)
+    return wrapped
+
+
 def create_loss(config):
     if config.LOSS not in LOSSES:
         raise ValueError(f"unknown loss {config.LOSS!r}; known losses: {', '.join(LOSSES)}")
-    return LOSSES[config.LOSS](config)
+    loss = LOSSES[config.LOSS](config)
+    if config.OUTLIER_FRACTION:
+        loss = with_outlier_exposure(loss, config.OUTLIER_WEIGHT)
+    return loss

@@ -95,11 +95,34 @@ def misclassified_grid(images, labels, probabilities, path):
     return _save(figure, path)
 
 
+def reliability_diagram(numbers, path):
+    """Accuracy against confidence per bin, before and after the temperature (two views)."""
+    figure = Figure(figsize=(6, 6), layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for key, colour in (("before", "tab:red"), ("after", "tab:blue")):
+        rows = [(conf, acc) for _, count, conf, acc in numbers[f"reliability_{key}"] if count]
+        if not rows:
+            continue
+        confidence, accuracy = zip(*rows)
+        axes.plot(confidence, accuracy, "o-", color=colour,
+                  label=f"{key} temperature: ECE {100 * numbers[f'ece_{key}']:.2f}%")
+    axes.set_xlabel("confidence (top probability)")
+    axes.set_ylabel("accuracy")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.legend(loc="upper left")
+    axes.set_title(f"Reliability on the test set (temperature {numbers['temperature']:.2f})")
+    return _save(figure, path)
+
+
 def write_plots(report, images, labels, probabilities, out_dir):
-    """Write all four PNGs into out_dir; returns their paths."""
+    """Write the PNGs into out_dir; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [
+    calibration_plot = ([reliability_diagram(report["calibration"], out_dir / "reliability.png")]
+                        if report.get("calibration") else [])
+    return calibration_plot + [
         confusion_heat_map(report, out_dir / "confusion_matrix.png"),
         accuracy_bars(report, out_dir / "per_class_accuracy.png"),
         precision_recall_f1_bars(report, out_dir / "precision_recall_f1.png"),

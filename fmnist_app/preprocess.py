@@ -2,11 +2,15 @@
 
 Fashion-MNIST was made from product photos on a light background (Xiao et al. 2017, sec. 2):
 trim edges close to the background colour, resize the longest edge to 28, centre on a 28x28
-canvas, negate, 8-bit grayscale. A camera adds what a studio photo lacks: uneven light and
-sensor noise. So the background is estimated from the ring of pixels just inside the guide
-box (a smooth surface, fitted robustly so a hand or a sleeve at the edge does not bend it),
-and each pixel becomes "how much darker than the background here", which is the negated
-image with the lighting divided out.
+canvas, negate, 8-bit grayscale. There the garment is always darker than its background, so
+"negate" means "how much darker than the background". A camera in a room breaks that: a
+white T-shirt against a dark sofa is lighter than its background, a red shirt on a green wall
+is neither. So each colour channel's background is estimated from the ring of pixels just
+inside the guide box (a smooth surface per channel, fitted robustly so a hand or a sleeve at
+the edge does not bend it), each pixel's channels become relative differences from that
+background (the lighting divided out), and a pixel's value is the size of that difference,
+whichever way it goes. For a dark garment on a white background this is exactly "how much
+darker", the dataset's negation; for the other cases it is the same idea, polarity-free.
 """
 
 import functools
@@ -21,7 +25,13 @@ from fmnist_app.dataset import IMAGE_SIZE as OUTPUT_SIZE
 # still 4x finer than the output so trimming loses less than a quarter of an output pixel.
 WORK_SIZE = 112
 BORDER_WIDTH = 4                 # ring (in WORK_SIZE pixels) taken to be background
-MIN_DARKNESS = 0.06              # trim at 6% darker than the background (paper: 5%, no noise)
+MIN_CONTRAST = 0.06              # trim at 6% away from the background (paper: 5%, no noise)
+DARK_FLOOR = 16.0                # background level below which dividing by it only adds noise
+PATTERN_CLUSTERS = 3             # colours a patterned background may have, besides its mean
+HELD_COLOUR_GAP = 30.0           # BGR levels from an intruder's colour that still count as it
+LIGHT_GARMENT_FILL = 0.4         # silhouette level under a light garment's own shading
+LUMINANCE_WEIGHTS = np.float32([0.114, 0.587, 0.299])       # B, G, R (ITU-R BT.601)
+MIN_GARMENT_SIDE = 0.25          # a "garment" under a quarter of the box is a speck or a scrap
 NOISE_SIGMAS = 4.0               # ... or 4 noise sigmas, whichever is larger
 SHARPEN_SIGMA, SHARPEN_AMOUNT = 1.0, 0.5
 MIN_BOX_FRACTION, MAX_BOX_FRACTION = 0.2, 1.0
@@ -47,7 +57,8 @@ def crop_box(frame, box):
     return frame[box.y:box.y + box.side, box.x:box.x + box.side]
 
 
-def to_grayscale(image):
+def to_colour(image):
+    """An 8-bit gray, BGR or BGRA crop as (H, W, 3) BGR; anything else is a one-line error."""
     image = np.asarray(image)
     channels = 1 if image.ndim == 2 else image.shape[-1]
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or channels not in (1, 3, 4) \
@@ -55,8 +66,8 @@ def to_grayscale(image):
         raise ValueError(f"expected an 8-bit image at least 8x8 (gray, BGR or BGRA), got "
                          f"{image.dtype} {image.shape}; pass a camera frame crop")
     if channels == 1:
-        return image.reshape(image.shape[:2])
-    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if channels == 4 else cv2.COLOR_BGR2GRAY)
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR) if channels == 4 else image
 
 
 def _surface_terms(xs, ys):
@@ -77,42 +88,43 @@ def _fit_basis(size):
     return ring, terms, surfaces.astype(np.float32)
 
 
-def estimate_background(gray):
-    """Light level at every pixel, from a robust quadratic fit to the border ring.
+def estimate_background(image):
+    """Background level of each channel at every pixel, from robust quadratic fits to the
+    border ring of an (H, W, C) image, all channels in one solve.
 
-    Rounds of refitting drop ring pixels far from the surface (a hand, a sleeve, a shadow),
-    judged by the median absolute deviation so the noise level sets the cut.
-    Returns (background float32 like `gray`, noise sigma of the kept ring pixels).
+    Rounds of refitting drop ring pixels far from the surface in any channel (a hand, a
+    sleeve, a shadow), judged by the median absolute deviation so the noise level sets the
+    cut. Returns (background float32 (H, W, C), noise sigma per channel (C,)).
     """
-    ring, terms, surfaces = _fit_basis(gray.shape[0])
-    values = gray[ring].astype(np.float64)
+    ring, terms, surfaces = _fit_basis(image.shape[0])
+    values = image[ring].astype(np.float64)                     # (N, C)
     kept = np.ones(len(values), bool)
     for _ in range(3):
         # Normal equations of a 6-term fit: tiny, and unlike lstsq they never wake BLAS
         # threads, which stall for milliseconds on a machine busy training.
         fitted = terms[kept]
-        coefficients = np.linalg.solve(fitted.T @ fitted, fitted.T @ values[kept])
-        residuals = values - (terms * coefficients).sum(axis=1)
-        sigma = 1.4826 * np.median(np.abs(residuals[kept])) + 1e-3
-        kept = np.abs(residuals) < 3 * sigma
-    background = np.tensordot(coefficients.astype(np.float32), surfaces, axes=1)
-    return background, float(sigma)
+        coefficients = np.linalg.solve(fitted.T @ fitted, fitted.T @ values[kept])   # (6, C)
+        residuals = values - terms @ coefficients
+        sigma = 1.4826 * np.median(np.abs(residuals[kept]), axis=0) + 1e-3
+        kept = np.all(np.abs(residuals) < 3 * sigma, axis=1)
+    background = np.tensordot(surfaces, coefficients.astype(np.float32), axes=(0, 0))
+    return background, sigma
 
 
-def garment_mask(darkness, threshold):
-    """(garment, intruders): boolean masks of clearly darker pixels, split in two.
+def garment_mask(contrast, threshold):
+    """(garment, intruders): boolean masks of pixels clearly unlike the background, split.
 
     Specks are opened away. A blob touching the crop border that does not reach the middle
     of the box (a finger, a sleeve, a shadow in a corner) is dropped; the user is asked to
     centre the garment, so whatever reaches the middle is kept, even if it fills the box;
     so is anything clear of the border that is not a speck next to the biggest blob.
     """
-    mask = cv2.morphologyEx((darkness > threshold).astype(np.uint8), cv2.MORPH_OPEN,
+    mask = cv2.morphologyEx((contrast > threshold).astype(np.uint8), cv2.MORPH_OPEN,
                             np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
         return mask.astype(bool), np.zeros(mask.shape, bool)
-    size = darkness.shape[0]
+    size = contrast.shape[0]
     left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     right = left + stats[:, cv2.CC_STAT_WIDTH]
     bottom = top + stats[:, cv2.CC_STAT_HEIGHT]
@@ -146,27 +158,128 @@ def sharpen(image):
     return np.clip(cv2.addWeighted(image, 1 + SHARPEN_AMOUNT, blurred, -SHARPEN_AMOUNT, 0), 0, None)
 
 
+@functools.lru_cache(maxsize=4)
+def _ring_sides(size):
+    """For the ring pixels (in _fit_basis order): which side each lies on, 0..3 (top,
+    bottom, left, right; corners go to top/bottom)."""
+    ring, _, _ = _fit_basis(size)
+    ys, xs = np.nonzero(ring)
+    return np.select([ys < BORDER_WIDTH, ys >= size - BORDER_WIDTH, xs < BORDER_WIDTH],
+                     [0, 1, 2], 3)
+
+
+def background_colours(ring_values, sides):
+    """The relative colours (K, 3) that count as background: the fitted surface itself (0),
+    plus each k-means cluster of the ring that is a pattern's colour rather than an object's.
+
+    A patterned sofa puts its few colours all around the ring; a hand, a sleeve or a shadow
+    sits on one or two sides. So a cluster counts only if it holds at least 15% of the ring
+    and at least 5% of every side.
+    """
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1e-3)
+    cv2.setRNGSeed(0)                      # same frame, same answer
+    _, labels, centres = cv2.kmeans(ring_values.astype(np.float32), PATTERN_CLUSTERS, None,
+                                    criteria, 1, cv2.KMEANS_PP_CENTERS)
+    labels = labels.ravel()
+    kept = [np.zeros(3, np.float32)]
+    for k, centre in enumerate(centres):
+        members = labels == k
+        if members.mean() >= 0.15 and all(members[sides == side].mean() >= 0.05
+                                            for side in range(4)):
+            kept.append(centre)
+    return np.stack(kept)
+
+
+def sensor_noise(relative, ring):
+    """Noise level of the relative image: from differences between neighbouring ring pixels,
+    which a smooth or patterned background barely changes but sensor noise does (MAD, over
+    the top and bottom bands; RMS over channels)."""
+    bands = np.concatenate([relative[:BORDER_WIDTH], relative[-BORDER_WIDTH:]])
+    steps = (bands[:, 1:] - bands[:, :-1]).reshape(-1, 3)
+    sigma = 1.4826 * np.median(np.abs(steps), axis=0) / np.sqrt(2)
+    return float(np.sqrt(np.mean(sigma * sigma))) + 1e-4
+
+
+def contrast_image(colour):
+    """(contrast, noise level, luminance difference) for a WORK_SIZE BGR float image: how
+    far each pixel's colour is from the nearest background colour, relative to the local
+    light level (root mean square over B, G, R), and the signed luminance difference."""
+    background, _ = estimate_background(colour)
+    # Dividing by the local level makes a difference mean the same in a bright corner and a
+    # dim one, and per channel it also divides out a tinted light.
+    relative = (colour - background) / np.maximum(background, DARK_FLOOR)
+    ring, _, _ = _fit_basis(WORK_SIZE)
+    centres = background_colours(relative[ring], _ring_sides(WORK_SIZE))
+    distances = relative[..., None, :] - centres                  # (H, W, K, 3)
+    contrast = np.sqrt(np.min(np.mean(distances * distances, axis=3), axis=2))
+    # Whichever is larger: pixel noise (neighbour differences), or what the ring keeps of
+    # its own structure after the background colours are taken out (JPEG banding in the
+    # dark, a pattern with more colours than the clusters; median RMS = 0.888 sigma).
+    noise = max(sensor_noise(relative, ring), float(np.median(contrast[ring])) / 0.888)
+    return contrast, noise, relative @ LUMINANCE_WEIGHTS
+
+
+def remove_held_parts(colour, mask, ring_outliers):
+    """A hand holding the garment at the box edge merges with it into one blob. Where the
+    blob crosses the ring of background pixels we see the intruder's colour (an arm, a
+    hand); blob parts of that colour connected to the box edge are dropped. Not when that
+    would take most of the blob: then it is the garment itself that reaches the edge."""
+    samples = colour[ring_outliers & mask]
+    if len(samples) < 10:
+        return mask
+    mean = np.median(samples, axis=0)
+    spread = max(HELD_COLOUR_GAP, 1.5 * 1.4826 * float(np.median(np.abs(samples - mean))))
+    similar = mask & (np.sqrt(np.sum((colour - mean) ** 2, axis=2)) < spread)
+    count, parts = cv2.connectedComponents(similar.astype(np.uint8))
+    reaching = np.unique(parts[ring_outliers & similar])
+    held = np.isin(parts, reaching[reaching > 0])
+    # Grow it a little: the blurred rim between hand and cloth belongs to neither colour.
+    held = (cv2.dilate(held.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & mask
+    if np.count_nonzero(held) > 0.6 * np.count_nonzero(mask):
+        return mask
+    return mask & ~held
+
+
+def garment_intensity(contrast, luminance_difference, colour, mask, noise):
+    """The 28x28 image's values before trimming: "how much darker than the background" for
+    a garment darker than it (the dataset's own negation); otherwise, where the background
+    says nothing about the cloth's shading, the silhouette plus the cloth's darker parts
+    relative to its own brightest (how a light garment looks in the dataset)."""
+    if np.median(luminance_difference[mask]) < -MIN_CONTRAST:
+        return np.clip(contrast - 2 * noise, 0, None)
+    luminance = colour @ LUMINANCE_WEIGHTS
+    brightest = max(float(np.percentile(luminance[mask], 95)), 1.0)
+    shade = np.clip(1.0 - luminance / brightest, 0, None)
+    shade /= max(float(np.percentile(shade[mask], 99)), 0.05)
+    solid = np.clip(contrast / max(float(np.median(contrast[mask])), 1e-6), 0, 1)
+    return solid * (LIGHT_GARMENT_FILL + (1 - LIGHT_GARMENT_FILL) * np.clip(shade, 0, 1))
+
+
 def to_fashion_mnist(crop):
     """A guide-box crop (BGR or gray uint8) -> 28x28 uint8, garment bright on black.
 
-    All zeros when nothing in the crop stands out from the background.
+    All zeros when nothing in the crop stands out from the background, or only a scrap
+    smaller than a quarter of the box does.
     """
-    gray = cv2.resize(to_grayscale(crop), (WORK_SIZE, WORK_SIZE), interpolation=cv2.INTER_AREA)
-    background, sigma = estimate_background(gray)
-    # Dividing by the local light level makes "darker than here" mean the same in a bright
-    # corner and a dim one; this is the negation, with the lighting taken out.
-    darkness = 1.0 - gray.astype(np.float32) / np.maximum(background, 1.0)
-    noise = sigma / max(float(np.median(background)), 1.0)
-    mask, intruders = garment_mask(darkness, max(MIN_DARKNESS, NOISE_SIGMAS * noise))
+    colour = cv2.resize(to_colour(crop), (WORK_SIZE, WORK_SIZE),
+                        interpolation=cv2.INTER_AREA).astype(np.float32)
+    contrast, noise, luminance_difference = contrast_image(colour)
+    threshold = max(MIN_CONTRAST, NOISE_SIGMAS * noise)
+    mask, intruders = garment_mask(contrast, threshold)
+    if mask.any():
+        ring, _, _ = _fit_basis(WORK_SIZE)
+        held = mask & ~remove_held_parts(colour, mask, ring & (contrast > threshold))
+        mask, intruders = mask & ~held, intruders | held
     if not mask.any():
         return np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.uint8)
-    # Blank what was judged not garment, with its soft rim, in case it lies within the trim.
-    darkness[cv2.dilate(intruders.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = 0
     x, y, width, height = cv2.boundingRect(mask.astype(np.uint8))
-    # Lift the noise floor off so the background comes out black like the dataset's, then
-    # stretch so the darkest garment pixels reach 255 (nearly every dataset image does).
-    garment = np.clip(darkness[y:y + height, x:x + width] - 2 * noise, 0, None)
-    garment = sharpen(fit_to_canvas(garment))
+    if max(width, height) < MIN_GARMENT_SIDE * WORK_SIZE:
+        return np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.uint8)
+    intensity = garment_intensity(contrast, luminance_difference, colour, mask, noise)
+    # Blank what was judged not garment, with its soft rim, in case it lies within the trim.
+    intensity[cv2.dilate(intruders.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = 0
+    garment = sharpen(fit_to_canvas(intensity[y:y + height, x:x + width]))
+    # Stretch so the strongest garment pixels reach 255 (nearly every dataset image does).
     return np.clip(garment * (255.0 / max(garment.max(), 1e-6)), 0, 255).round().astype(np.uint8)
 
 

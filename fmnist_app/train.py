@@ -40,7 +40,11 @@ from fmnist_app.losses import create_loss
 from fmnist_app.machine import cpu_model
 from fmnist_app.models import create_model
 from fmnist_app.optim import WeightAverage, make_optimizer
+from fmnist_app.outliers import make_outliers
 from fmnist_app.tf_quiet import keras, tf
+
+WEIGHTS_FILENAME = "model.weights.h5"
+OUTLIER_BANK_SIZE = 20000
 
 
 class TrainingError(RuntimeError):
@@ -57,6 +61,8 @@ def parse_args(argv):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, VALUE as JSON (e.g. --set EMA_DECAY=0 "
                              "--set LOSS=focal); repeatable")
+    parser.add_argument("--init-from", metavar="RUN_DIR",
+                        help="start from the weights of a finished run (sets INIT_FROM)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in OUTPUT_DIR/MODEL_DIR from its last checkpoint")
     return parser.parse_args(argv)
@@ -218,6 +224,8 @@ def build_state(config, strategy, checkpoint_dir):
     """Model, optimizer, moving average and counters, under the strategy's scope."""
     with strategy.scope():
         model = create_model(config.MODEL)
+        if config.INIT_FROM:
+            model.load_weights(init_weights_path(config.INIT_FROM))
         optimizer = make_optimizer(config, lr_scale=strategy.num_replicas_in_sync)
         optimizer.build(model.trainable_variables)
         average = WeightAverage(model, config.EMA_DECAY) if config.EMA_DECAY else None
@@ -232,6 +240,15 @@ def build_state(config, strategy, checkpoint_dir):
         checkpoint, distribute.checkpoint_dir_for(strategy, checkpoint_dir), max_to_keep=2)
     return State(model, optimizer, average, step, elapsed, best_accuracy, evals_since_best,
                  checkpoint, manager)
+
+
+def init_weights_path(run_dir):
+    """The weights a finished run exported (model.weights.h5), else its best validation ones."""
+    for name in (WEIGHTS_FILENAME, "best.weights.h5"):
+        if (Path(run_dir) / name).is_file():
+            return Path(run_dir) / name
+    raise TrainingError(f"INIT_FROM {run_dir} holds no {WEIGHTS_FILENAME}: point it at a run "
+                        "folder trained by this version (output_dir/NAME)")
 
 
 def restore_latest(state, checkpoint_dir):
@@ -319,10 +336,12 @@ def fit(config, strategy, state, data, chief):
     start_step = int(state.step.numpy())
     # A resumed run draws a fresh shuffle/augmentation stream instead of replaying the first one.
     tf.random.set_seed(config.SEED + start_step)
+    outliers = (make_outliers(OUTLIER_BANK_SIZE, config.SEED, data.train_images)
+                if config.OUTLIER_FRACTION else None)
     dataset = strategy.experimental_distribute_dataset(data_input.train_dataset(
         data.train_images, data.train_labels, global_batch, config.AUGMENT_PROB,
         config.SEED + start_step, config.ERASE_FILL, config.FLIP_FOOTWEAR,
-        config.ROTATE_DEGREES))
+        config.ROTATE_DEGREES, outliers, config.OUTLIER_FRACTION))
     train_step, predict_batch = step_functions(config, strategy, state, global_batch)
     run_dir = config.run_dir
     if chief:
@@ -388,6 +407,8 @@ def export_graph(config, state):
     else:
         with state.averaged():
             export_model.set_weights([w.numpy() for w in state.model.weights])
+    # Kept next to the graph so a later run can start from it (INIT_FROM, --init-from).
+    save_weights_atomically(export_model, config.run_dir / WEIGHTS_FILENAME)
     return export_frozen_graph(export_model, config.run_dir / GRAPH_FILENAME)
 
 
@@ -446,7 +467,7 @@ def main(argv=None):
     try:
         overrides = parse_overrides(args.set)
         overrides.update(OUTPUT_DIR=args.output_dir, MODEL_DIR=args.model_dir, STEPS=args.steps,
-                         SEED=args.seed)
+                         SEED=args.seed, INIT_FROM=args.init_from)
         config = config_module.load(args.config, **overrides)
         train(config, resume=args.resume)
     except (config_module.ConfigError, DatasetError, TrainingError,

@@ -216,3 +216,26 @@ def test_bad_arguments_are_one_line_errors(argv, problem, capsys):
     with pytest.raises(SystemExit):
         demo_program.main(argv)
     assert problem in capsys.readouterr().err
+
+
+def test_window_and_no_gui_give_the_same_answer_for_the_same_frame(qtbot, open_window,
+                                                                   tiny_model, tmp_path):
+    """A still image: every frame is the same, so the window's averaged answer settles on
+    exactly what --no-gui writes for that frame."""
+    from fmnist_app import scenes
+    from fmnist_app.dataset import load_split
+    images, _ = load_split("test")
+    picture = tmp_path / "scene.png"
+    frame = scenes.render("light garment on dark", images[3], np.random.default_rng(0))[0]
+    cv2.imwrite(str(picture), frame)
+    out = tmp_path / "rows.csv"
+    demo_program.main(["--no-gui", "--image", str(picture), "--model", str(tiny_model),
+                       "--predictions", str(out)])
+    row = next(csv.DictReader(out.open()))
+    window = open_window(SourceSpec("image", picture))
+    wait_for_results(qtbot, window, 10)
+    shown = window.current.result
+    assert shown.verdict == row["verdict"]
+    assert [(name, f"{p:.4f}") for name, p in shown.top3] == [
+        (row[f"top{k}_class"], row[f"top{k}_probability"]) for k in (1, 2, 3)]
+    assert window.prediction.text() in (row["top1_class"], "unsure")

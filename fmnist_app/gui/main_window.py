@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from fmnist_app.gui.widgets import FrameView, InputPreview, TopBars, big_font
 from fmnist_app.gui.worker import PipelineWorker, Settings
-from fmnist_app.live.pipeline import SMOOTHING_FRAMES
+from fmnist_app.live.pipeline import BAD_FRAME, NO_GARMENT, NO_MODEL, SMOOTHING_FRAMES
 from fmnist_app.live.window_options import mirror_for
 from fmnist_app.sources import SourceSpec
 
@@ -27,11 +27,16 @@ DEMO_SPEC = SourceSpec("demo")
 
 def prediction_text(result, threshold):
     """(large text, small text) for the prediction area."""
+    if result.verdict == BAD_FRAME:
+        return "bad frame", result.problem
     if result.empty:
         return "box empty", "hold a garment inside the blue box"
-    if result.smoothed is None:
+    if result.verdict == NO_MODEL:
         return "no model", "see the model line below"
     name, probability = result.smoothed
+    if result.verdict == NO_GARMENT:
+        return "no garment", (f"not like any of the ten classes (closest: {name} "
+                              f"{probability:.0%})")
     if probability < threshold:
         return "unsure", f"maybe {name} ({probability:.0%})"
     return name, f"{probability:.0%}, mean of the last {SMOOTHING_FRAMES} frames"

@@ -7,15 +7,16 @@ import time
 from fmnist_app.live.pipeline import Pipeline, load_classifier
 from fmnist_app.sources import FrameUnavailable, SourceEnded, open_source
 
-CSV_COLUMNS = ("frame", "time_s", "top1_class", "top1_probability", "top2_class",
+CSV_COLUMNS = ("frame", "time_s", "verdict", "top1_class", "top1_probability", "top2_class",
                "top2_probability", "top3_class", "top3_probability", "box_empty", "pipeline_ms")
 
 
 def csv_row(result, seconds):
-    """One result as a CSV row; class columns stay blank when the box was empty."""
+    """One result as a CSV row, the numbers the window shows for that frame (averaged over
+    recent frames); class columns stay blank when nothing was classified."""
     classes = [field for name, p in result.top3 for field in (name, f"{p:.4f}")]
     classes += [""] * (6 - len(classes))
-    return [result.index, f"{seconds:.3f}", *classes, int(result.empty),
+    return [result.index, f"{seconds:.3f}", result.verdict, *classes, int(result.empty),
             f"{result.pipeline_ms:.2f}"]
 
 
@@ -42,6 +43,8 @@ def run_headless(spec, model_path, predictions_path, box_fraction, mirror, max_f
                 except SourceEnded:
                     break
                 result = pipeline.process(frame, box_fraction, mirror)
+                if result.problem:
+                    print(f"warning: frame {result.index}: {result.problem}", file=sys.stderr)
                 writer.writerow(csv_row(result, time.perf_counter() - started))
                 rows += 1
         except KeyboardInterrupt:

@@ -11,26 +11,37 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fmnist_app.calibration import CalibrationError, load_for, two_view_logits
+from fmnist_app.dataset import CLASS_NAMES, IMAGE_SIZE
 from fmnist_app.preprocess import Box, guide_box, prepare_frame
 
 SMOOTHING_FRAMES = 8
 
+# What a frame shows, in the window's words.
+GARMENT, NO_GARMENT, EMPTY, NO_MODEL, BAD_FRAME = (
+    "garment", "no garment", "box empty", "no model", "bad frame")
+
 
 @dataclass(frozen=True)
 class Classifier:
-    """A loaded frozen graph and the class names its outputs stand for."""
+    """A loaded frozen graph, its calibration and the class names its outputs stand for."""
     model: object
-    class_names: tuple
+    calibration: object
+    class_names: tuple = CLASS_NAMES
 
     def probabilities(self, image28):
-        return self.model.logits_and_probabilities(image28[None])[1][0]
+        """Calibrated probabilities of one 28x28 image, from it and its mirror in one batch:
+        the dataset's shoes all face left, and a user holds theirs either way."""
+        return self.calibration.probabilities(two_view_logits(self.model, image28[None]))[0]
+
+    def is_garment(self, probabilities):
+        threshold = self.calibration.reject_below
+        return threshold is None or float(np.max(probabilities)) >= threshold
 
 
 def load_classifier(model_path):
-    """Load the frozen graph (imports TensorFlow, so call it off the GUI thread).
-
-    Raises fmnist_app.inference.ModelError with a one-line message when it cannot.
-    """
+    """Load the frozen graph and its calibration.json (imports TensorFlow, so call it off the
+    GUI thread). Raises fmnist_app.inference.ModelError with a one-line message."""
     from fmnist_app.tf_quiet import tf
     try:
         # One image at a time runs faster on one thread (2.8 vs 3.5 ms here), and the other
@@ -39,9 +50,12 @@ def load_classifier(model_path):
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass    # TensorFlow already ran in this process (tests): its thread pools stay
-    from fmnist_app.dataset import CLASS_NAMES
-    from fmnist_app.inference import FrozenModel
-    return Classifier(FrozenModel(model_path), CLASS_NAMES)
+    from fmnist_app.inference import FrozenModel, ModelError
+    model = FrozenModel(model_path)
+    try:
+        return Classifier(model, load_for(model_path))
+    except CalibrationError as err:
+        raise ModelError(str(err)) from None
 
 
 def top_classes(probabilities, class_names, count=3):
@@ -57,17 +71,32 @@ class FrameResult:
     box: Box
     crop: np.ndarray
     model_input: np.ndarray       # the 28x28 uint8 image the model received
-    empty: bool                   # nothing stood out from the background in the box
-    top3: list                    # this frame's [(class, probability)]; [] if not classified
-    smoothed: tuple | None        # (class, probability) averaged over recent frames
+    verdict: str                  # GARMENT, NO_GARMENT, EMPTY, NO_MODEL or BAD_FRAME
+    top3: list                    # [(class, probability)] averaged over recent frames
+    probabilities: np.ndarray | None  # all ten, averaged the same way; None if unclassified
     mirrored: bool
     pipeline_ms: float            # crop + preprocess + inference
     inference_ms: float
     fps: float
+    problem: str = ""             # why a bad frame was skipped
+
+    @property
+    def empty(self):
+        return self.verdict == EMPTY
+
+    @property
+    def smoothed(self):
+        """(class, probability) on top of the averaged probabilities, or None."""
+        return self.top3[0] if self.top3 else None
 
 
 class Pipeline:
-    """Runs frames through preprocessing and the classifier, smoothing over recent frames."""
+    """Runs frames through preprocessing and the classifier, smoothing over recent frames.
+
+    The window, --no-gui and the scene benchmark all call process(), so they give the same
+    answers for the same frames. A frame that cannot be processed becomes a BAD_FRAME
+    result with the reason; it never raises.
+    """
 
     def __init__(self, classifier=None, smoothing_frames=SMOOTHING_FRAMES):
         self.classifier = classifier
@@ -77,7 +106,7 @@ class Pipeline:
         self._fps = 0.0
 
     def reset(self):
-        """Forget the smoothing history (a new source shows something else)."""
+        """Forget the smoothing history (the picture changed: new image, new source)."""
         self._recent.clear()
         self._last_time = None
         self._fps = 0.0
@@ -88,27 +117,39 @@ class Pipeline:
             self._fps = rate if self._fps == 0 else 0.9 * self._fps + 0.1 * rate
         self._last_time = now
 
+    def _classify(self, model_input):
+        """(verdict, top3, averaged probabilities, inference ms) for a non-empty input."""
+        if self.classifier is None:
+            return NO_MODEL, [], None, 0.0
+        started = time.perf_counter()
+        self._recent.append(self.classifier.probabilities(model_input))
+        inference_ms = 1000 * (time.perf_counter() - started)
+        averaged = np.mean(self._recent, axis=0)
+        verdict = GARMENT if self.classifier.is_garment(averaged) else NO_GARMENT
+        return verdict, top_classes(averaged, self.classifier.class_names), averaged, inference_ms
+
     def process(self, frame, box_fraction, mirror=False):
         started = time.perf_counter()
-        if mirror:
-            # Classify what the user sees: they turn a shoe to match the screen, not the lens.
-            frame = cv2.flip(frame, 1)
-        box = guide_box(frame.shape[1], frame.shape[0], box_fraction)
-        crop, model_input = prepare_frame(frame, box)
-        empty = not model_input.any()
-        top3, smoothed, inference_ms = [], None, 0.0
-        if empty:
+        problem = ""
+        try:
+            if mirror:
+                # Classify what the user sees: they turn a shoe to match the screen.
+                frame = cv2.flip(frame, 1)
+            box = guide_box(frame.shape[1], frame.shape[0], box_fraction)
+            crop, model_input = prepare_frame(frame, box)
+        except (ValueError, cv2.error, AttributeError, IndexError) as err:
+            problem = f"frame skipped: {err}"
+            box, crop = Box(0, 0, 0), np.zeros((1, 1, 3), np.uint8)
+            model_input = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        top3, averaged, inference_ms = [], None, 0.0
+        if problem or not model_input.any():
             self._recent.clear()
-        elif self.classifier is not None:
-            inference_started = time.perf_counter()
-            probabilities = self.classifier.probabilities(model_input)
-            inference_ms = 1000 * (time.perf_counter() - inference_started)
-            self._recent.append(probabilities)
-            names = self.classifier.class_names
-            top3 = top_classes(probabilities, names)
-            smoothed = top_classes(np.mean(self._recent, axis=0), names, 1)[0]
+            verdict = BAD_FRAME if problem else EMPTY
+        else:
+            verdict, top3, averaged, inference_ms = self._classify(model_input)
         now = time.perf_counter()
         self._tick_fps(now)
         self._frame_count += 1
-        return FrameResult(self._frame_count - 1, frame, box, crop, model_input, empty, top3,
-                           smoothed, mirror, 1000 * (now - started), inference_ms, self._fps)
+        return FrameResult(self._frame_count - 1, frame, box, crop, model_input, verdict, top3,
+                           averaged, mirror, 1000 * (now - started), inference_ms, self._fps,
+                           problem)

@@ -1,0 +1,123 @@
+"""Things that are not garments, drawn as the demo's preprocessing would show them (bright on
+black, trimmed, centred, 28x28), for outlier exposure in training (Hendrycks et al. 2019):
+the model learns to spread its probability over all classes for them, so its confidence
+becomes a usable "is this a garment at all" score.
+
+The shapes are generic on purpose (blobs, sticks radiating from a blob, polygons, textures,
+scraps of garments cut at an edge), not the hands and faces of the scene benchmark
+(fmnist_app.scenes), so the benchmark's negatives stay unseen. Seeded; numpy and OpenCV.
+"""
+
+import cv2
+import numpy as np
+
+from fmnist_app.preprocess import fit_to_canvas
+
+CANVAS = 112                    # drawn at this size, then trimmed and shrunk like a crop
+
+
+def shading(rng):
+    """Cloth-like shading: a flat level, a smooth ripple and fine grain, each random."""
+    small = rng.normal(0, 1, (7, 7)).astype(np.float32)
+    ripple = cv2.resize(small, (CANVAS, CANVAS), interpolation=cv2.INTER_CUBIC)
+    grain = rng.normal(0, 1, (CANVAS, CANVAS)).astype(np.float32)
+    return np.clip(rng.uniform(0.4, 0.9) + rng.uniform(0, 0.25) * ripple
+                   + rng.uniform(0, 0.15) * grain, 0.05, 1.0)
+
+
+def random_point(rng, margin=0.2):
+    return tuple(int(v) for v in rng.uniform(margin * CANVAS, (1 - margin) * CANVAS, 2))
+
+
+def blobs(rng):
+    mask = np.zeros((CANVAS, CANVAS), np.uint8)
+    for _ in range(rng.integers(1, 4)):
+        axes = tuple(int(v) for v in rng.uniform(8, 40, 2))
+        cv2.ellipse(mask, random_point(rng), axes, rng.uniform(0, 180), 0, 360, 1, -1)
+    return mask
+
+
+def sticks(rng):
+    """A blob with thick strokes radiating from it: hands, arms, plants, tools."""
+    mask = np.zeros((CANVAS, CANVAS), np.uint8)
+    centre = random_point(rng, 0.3)
+    radius = int(rng.uniform(8, 25))
+    cv2.circle(mask, centre, radius, 1, -1)
+    base = rng.uniform(0, 2 * np.pi)
+    for _ in range(rng.integers(1, 7)):
+        angle = base + rng.uniform(-1.2, 1.2)
+        length = rng.uniform(20, 70)
+        end = (int(centre[0] + np.cos(angle) * length), int(centre[1] + np.sin(angle) * length))
+        cv2.line(mask, centre, end, 1, int(rng.uniform(4, 20)))
+    return mask
+
+
+def polygon(rng):
+    count = rng.integers(5, 10)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, count))
+    radii = rng.uniform(15, 50, count)
+    centre = np.float32([CANVAS / 2, CANVAS / 2]) + rng.uniform(-10, 10, 2)
+    points = centre + np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
+    mask = np.zeros((CANVAS, CANVAS), np.uint8)
+    cv2.fillPoly(mask, [points.astype(np.int32)], 1)
+    return mask
+
+
+def texture(rng):
+    """A pattern filling most of the view: a sofa or a rug seen up close."""
+    ys, xs = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32)
+    angle, period = rng.uniform(0, np.pi), rng.uniform(4, 20)
+    wave = np.sin((xs * np.cos(angle) + ys * np.sin(angle)) * 2 * np.pi / period)
+    if rng.random() < 0.5:
+        wave *= np.sin((xs * np.sin(angle) - ys * np.cos(angle)) * 2 * np.pi / period)
+    mask = np.zeros((CANVAS, CANVAS), np.uint8)
+    mask[4:-4, 4:-4] = 1
+    return mask, np.clip(0.55 + rng.uniform(0.2, 0.45) * wave, 0.05, 1.0)
+
+
+def fragment(rng, garments):
+    """A scrap of a garment: a window over a third to a half of it, at one of its sides."""
+    image = garments[rng.integers(len(garments))].astype(np.float32) / 255.0
+    big = cv2.resize(image, (CANVAS, CANVAS), interpolation=cv2.INTER_LINEAR)
+    side = int(CANVAS * rng.uniform(0.3, 0.5))
+    corner = rng.integers(0, 4)
+    top = 0 if corner in (0, 1) else CANVAS - side
+    left = 0 if corner in (0, 2) else CANVAS - side
+    top += int(rng.uniform(0, CANVAS - side)) if rng.random() < 0.5 else 0
+    left += int(rng.uniform(0, CANVAS - side)) if rng.random() < 0.5 else 0
+    top, left = min(top, CANVAS - side), min(left, CANVAS - side)
+    window = big[top:top + side, left:left + side]
+    return (window > 0.1).astype(np.uint8), window
+
+
+def to_dataset_look(mask, values):
+    """Trim to the shape, fit the longest side to 28, stretch to 255: the demo's output."""
+    image = mask.astype(np.float32) * values
+    ys, xs = np.nonzero(image > 0.05)
+    if len(ys) == 0:
+        return None
+    image = image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    small = fit_to_canvas(image)
+    return np.clip(small * 255.0 / max(small.max(), 1e-6), 0, 255).round().astype(np.uint8)
+
+
+def make_outliers(count, seed, garments):
+    """`count` outlier images (count, 28, 28) uint8; `garments` (N, 28, 28) for the scraps."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        kind = rng.integers(0, 5)
+        if kind == 0:
+            mask, values = blobs(rng), shading(rng)
+        elif kind == 1:
+            mask, values = sticks(rng), shading(rng)
+        elif kind == 2:
+            mask, values = polygon(rng), shading(rng)
+        elif kind == 3:
+            mask, values = texture(rng)
+        else:
+            mask, values = fragment(rng, garments)
+        image = to_dataset_look(mask, values)
+        if image is not None:
+            out.append(image)
+    return np.stack(out)
