@@ -35,6 +35,11 @@ MIN_GARMENT_SIDE = 0.25          # a "garment" under a quarter of the box is a s
 NOISE_SIGMAS = 4.0               # ... or 4 noise sigmas, whichever is larger
 SHARPEN_SIGMA, SHARPEN_AMOUNT = 1.0, 0.5
 MIN_BOX_FRACTION, MAX_BOX_FRACTION = 0.2, 1.0
+ANALYSIS_MARGIN = 0.08           # of the box side, on each side (see analysis_box)
+
+
+# What analyse_crop found in the box.
+FOUND, NOTHING, REACHES_IN = "found", "nothing", "reaches in"
 
 
 class Box(NamedTuple):
@@ -51,6 +56,15 @@ def guide_box(frame_width, frame_height, fraction):
                          f"{MIN_BOX_FRACTION}..{MAX_BOX_FRACTION} of the frame's shorter edge")
     side = max(1, round(fraction * min(frame_width, frame_height)))
     return Box((frame_width - side) // 2, (frame_height - side) // 2, side)
+
+
+def analysis_box(box, frame_width, frame_height):
+    """The square actually analysed: the guide box plus a margin of ANALYSIS_MARGIN of its
+    side where the frame allows. A garment that just touches the blue line is then still
+    seen whole inside the background ring, while an arm reaching in still crosses it."""
+    margin = min(round(ANALYSIS_MARGIN * box.side), box.x, box.y,
+                 frame_width - box.x - box.side, frame_height - box.y - box.side)
+    return Box(box.x - margin, box.y - margin, box.side + 2 * margin)
 
 
 def crop_box(frame, box):
@@ -220,13 +234,17 @@ def contrast_image(colour):
 
 
 def remove_held_parts(colour, mask, ring_outliers):
-    """A hand holding the garment at the box edge merges with it into one blob. Where the
+    """(mask without what reaches in, reaches_in).
+
+    A hand holding the garment at the box edge merges with it into one blob. Where the
     blob crosses the ring of background pixels we see the intruder's colour (an arm, a
-    hand); blob parts of that colour connected to the box edge are dropped. Not when that
-    would take most of the blob: then it is the garment itself that reaches the edge."""
+    hand); blob parts of that colour connected to the box edge are dropped. When that would
+    be most of the blob, the object itself comes in from outside the box (an arm reaching
+    in, a head on its neck, a garment too big or too far off-centre to be seen whole):
+    reaches_in is True and the mask is returned as it was."""
     samples = colour[ring_outliers & mask]
     if len(samples) < 10:
-        return mask
+        return mask, False
     mean = np.median(samples, axis=0)
     spread = max(HELD_COLOUR_GAP, 1.5 * 1.4826 * float(np.median(np.abs(samples - mean))))
     similar = mask & (np.sqrt(np.sum((colour - mean) ** 2, axis=2)) < spread)
@@ -236,8 +254,8 @@ def remove_held_parts(colour, mask, ring_outliers):
     # Grow it a little: the blurred rim between hand and cloth belongs to neither colour.
     held = (cv2.dilate(held.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & mask
     if np.count_nonzero(held) > 0.6 * np.count_nonzero(mask):
-        return mask
-    return mask & ~held
+        return mask, True
+    return mask & ~held, False
 
 
 def garment_intensity(contrast, luminance_difference, colour, mask, noise):
@@ -255,12 +273,14 @@ def garment_intensity(contrast, luminance_difference, colour, mask, noise):
     return solid * (LIGHT_GARMENT_FILL + (1 - LIGHT_GARMENT_FILL) * np.clip(shade, 0, 1))
 
 
-def to_fashion_mnist(crop):
-    """A guide-box crop (BGR or gray uint8) -> 28x28 uint8, garment bright on black.
+def analyse_crop(crop):
+    """A guide-box crop (BGR or gray uint8) -> (28x28 uint8 garment bright on black, outcome).
 
-    All zeros when nothing in the crop stands out from the background, or only a scrap
-    smaller than a quarter of the box does.
+    outcome is FOUND, NOTHING (nothing stands out from the background, or only a scrap
+    smaller than a quarter of the box) or REACHES_IN (the one object comes in across the box
+    edge: see remove_held_parts); the image is all zeros unless FOUND.
     """
+    blank = np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.uint8)
     colour = cv2.resize(to_colour(crop), (WORK_SIZE, WORK_SIZE),
                         interpolation=cv2.INTER_AREA).astype(np.float32)
     contrast, noise, luminance_difference = contrast_image(colour)
@@ -268,22 +288,30 @@ def to_fashion_mnist(crop):
     mask, intruders = garment_mask(contrast, threshold)
     if mask.any():
         ring, _, _ = _fit_basis(WORK_SIZE)
-        held = mask & ~remove_held_parts(colour, mask, ring & (contrast > threshold))
-        mask, intruders = mask & ~held, intruders | held
+        kept, reaches_in = remove_held_parts(colour, mask, ring & (contrast > threshold))
+        if reaches_in:
+            return blank, REACHES_IN
+        mask, intruders = kept, intruders | (mask & ~kept)
     if not mask.any():
-        return np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.uint8)
+        return blank, NOTHING
     x, y, width, height = cv2.boundingRect(mask.astype(np.uint8))
     if max(width, height) < MIN_GARMENT_SIDE * WORK_SIZE:
-        return np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.uint8)
+        return blank, NOTHING
     intensity = garment_intensity(contrast, luminance_difference, colour, mask, noise)
     # Blank what was judged not garment, with its soft rim, in case it lies within the trim.
     intensity[cv2.dilate(intruders.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = 0
     garment = sharpen(fit_to_canvas(intensity[y:y + height, x:x + width]))
     # Stretch so the strongest garment pixels reach 255 (nearly every dataset image does).
-    return np.clip(garment * (255.0 / max(garment.max(), 1e-6)), 0, 255).round().astype(np.uint8)
+    image = np.clip(garment * (255.0 / max(garment.max(), 1e-6)), 0, 255).round()
+    return image.astype(np.uint8), FOUND
+
+
+def to_fashion_mnist(crop):
+    """The 28x28 model input of a guide-box crop (all zeros when no garment was found)."""
+    return analyse_crop(crop)[0]
 
 
 def prepare_frame(frame, box):
-    """The guide-box crop of a frame and its 28x28 model input."""
-    crop = crop_box(frame, box)
+    """The analysed crop around a guide box and its 28x28 model input."""
+    crop = crop_box(frame, analysis_box(box, frame.shape[1], frame.shape[0]))
     return crop, to_fashion_mnist(crop)

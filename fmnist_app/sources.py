@@ -74,6 +74,9 @@ class Pacer:
 
 class FrameSource:
     name = "source"
+    # What the last frame shows, when the source knows it changed (an image file's path):
+    # the pipeline restarts its smoothing when this changes. None for a continuous stream.
+    picture = None
 
     def read(self):
         raise NotImplementedError
@@ -211,9 +214,10 @@ class ImageSource(FrameSource):
         if self._cached[0] != path:
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             self._cached = (path, frame)
+        self.picture = path
         if self._cached[1] is None:
-            raise FrameUnavailable(f"cannot read image {path} (not an image or corrupt); "
-                                   "skipping it")
+            fix = "skipping it" if len(self.paths) > 1 else "open another image"
+            raise FrameUnavailable(f"cannot read image {path} (not an image or corrupt); {fix}")
         return self._cached[1]
 
     def read(self):

@@ -247,8 +247,8 @@ def init_weights_path(run_dir):
     for name in (WEIGHTS_FILENAME, "best.weights.h5"):
         if (Path(run_dir) / name).is_file():
             return Path(run_dir) / name
-    raise TrainingError(f"INIT_FROM {run_dir} holds no {WEIGHTS_FILENAME}: point it at a run "
-                        "folder trained by this version (output_dir/NAME)")
+    raise TrainingError(f"INIT_FROM {run_dir} holds no {WEIGHTS_FILENAME} (nor best.weights.h5):"
+                        " point it at a finished run folder (output_dir/NAME)")
 
 
 def restore_latest(state, checkpoint_dir):
@@ -466,8 +466,9 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
-        overrides.update(OUTPUT_DIR=args.output_dir, MODEL_DIR=args.model_dir, STEPS=args.steps,
-                         SEED=args.seed, INIT_FROM=args.init_from)
+        flags = dict(OUTPUT_DIR=args.output_dir, MODEL_DIR=args.model_dir, STEPS=args.steps,
+                     SEED=args.seed, INIT_FROM=args.init_from)
+        overrides.update({key: value for key, value in flags.items() if value is not None})
         config = config_module.load(args.config, **overrides)
         train(config, resume=args.resume)
     except (config_module.ConfigError, DatasetError, TrainingError,

@@ -239,3 +239,54 @@ def test_window_and_no_gui_give_the_same_answer_for_the_same_frame(qtbot, open_w
     assert [(name, f"{p:.4f}") for name, p in shown.top3] == [
         (row[f"top{k}_class"], row[f"top{k}_probability"]) for k in (1, 2, 3)]
     assert window.prediction.text() in (row["top1_class"], "unsure")
+
+
+def test_a_remote_display_that_does_not_answer_is_one_line(monkeypatch):
+    from fmnist_app.gui.app import display_problem
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", "localhost:17")            # port 6017: nothing listens
+    assert display_problem() == "no X server answers on DISPLAY=localhost:17"
+
+
+def test_smoothing_restarts_when_the_picture_changes(tiny_model, tmp_path):
+    """A folder slideshow: the first frame of a new image is that image's own answer."""
+    from fmnist_app.dataset import load_split
+    from fmnist_app.live.pipeline import Pipeline, load_classifier
+    from fmnist_app.sources import DemoSource
+    images, _ = load_split("test")
+    demo = DemoSource(images[:4])
+    first, second = demo.frame_at(0.0), demo.frame_at(3.5)
+    classifier = load_classifier(tiny_model)
+    alone = Pipeline(classifier).process(second, 0.6, picture="b.png")
+    pipeline = Pipeline(classifier)
+    for _ in range(5):
+        pipeline.process(first, 0.6, picture="a.png")
+    after_switch = pipeline.process(second, 0.6, picture="b.png")
+    np.testing.assert_allclose(after_switch.probabilities, alone.probabilities, rtol=1e-6)
+    carried = Pipeline(classifier)
+    for _ in range(5):
+        carried.process(first, 0.6)
+    assert not np.allclose(carried.process(second, 0.6).probabilities, alone.probabilities)
+
+
+def test_a_snapshot_error_stays_until_the_next_key(qtbot, open_window, clip, tmp_path):
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the snapshot folder should be")
+    window = open_window(SourceSpec("video", clip))
+    window.options = WindowOptions(window.options.source, window.options.model_path,
+                                   snapshot_dir=blocked)
+    wait_for_results(qtbot, window, 3)
+    window.save_snapshot()
+    qtbot.waitUntil(lambda: "cannot save a snapshot" in window.statusBar().currentMessage(),
+                    timeout=WAIT_MS)
+    wait_for_results(qtbot, window, 10)                      # frames keep arriving ...
+    assert "cannot save a snapshot" in window.statusBar().currentMessage()   # ... it stays
+    qtbot.keyClick(window, Qt.Key.Key_M)
+    wait_for_results(qtbot, window, 3)
+    assert "cannot save a snapshot" not in window.statusBar().currentMessage()
+
+
+def test_a_missing_video_replaces_starting_with_no_picture(qtbot, open_window, tmp_path):
+    window = open_window(SourceSpec("video", tmp_path / "absent.mp4"))
+    qtbot.waitUntil(lambda: window.prediction.text() == "no picture", timeout=WAIT_MS)

@@ -7,7 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-from fmnist_app.preprocess import guide_box, prepare_frame, to_fashion_mnist
+from fmnist_app.preprocess import (
+    ANALYSIS_MARGIN,
+    REACHES_IN,
+    analyse_crop,
+    analysis_box,
+    crop_box,
+    guide_box,
+    prepare_frame,
+    to_fashion_mnist,
+)
 from fmnist_app.sources import garment_reflectance, render_scene, uneven_light
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +82,8 @@ def test_an_empty_box_gives_a_black_image():
     rng = np.random.default_rng(0)
     frame = render_scene(LIGHT, [], noise_sigma=8.0, rng=rng)
     crop, image = prepare_frame(frame, BOX)
-    assert crop.shape == (BOX.side, BOX.side, 3)
+    margin = round(ANALYSIS_MARGIN * BOX.side)        # the box plus a margin on each side
+    assert crop.shape == (BOX.side + 2 * margin, BOX.side + 2 * margin, 3)
     assert image.shape == (28, 28) and image.dtype == np.uint8 and not image.any()
 
 
@@ -124,3 +134,17 @@ def test_shipped_model_classifies_rendered_garments_nearly_as_well(test_set):
     # Measured with the shipped fastnet: 0.957 on the originals, 0.947 through the camera.
     assert original_accuracy > 0.9
     assert camera_accuracy >= original_accuracy - 0.04
+
+
+def test_the_analysed_square_keeps_a_margin_only_where_the_frame_has_room():
+    assert analysis_box(BOX, WIDTH, HEIGHT) == (BOX.x - 23, BOX.y - 23, BOX.side + 46)
+    whole_height = guide_box(WIDTH, HEIGHT, 1.0)
+    assert analysis_box(whole_height, WIDTH, HEIGHT) == whole_height
+
+
+def test_an_arm_reaching_in_is_not_a_garment():
+    frame = render_scene(LIGHT, [], noise_sigma=4.0, rng=np.random.default_rng(1))
+    frame[200:480, 290:350] = (90, 120, 170)              # an arm from the bottom edge ...
+    frame[170:240, 270:370] = (90, 120, 170)              # ... and its hand in the box
+    image, outcome = analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))
+    assert outcome == REACHES_IN and not image.any()

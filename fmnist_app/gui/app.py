@@ -1,6 +1,7 @@
 """Start the window: check there is a display, make the QApplication, run it."""
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -25,7 +26,21 @@ def display_problem():
         number = display[1:].split(".")[0]
         if number.isdigit() and not Path(f"/tmp/.X11-unix/X{number}").exists():
             return f"no X server answers on DISPLAY={display}"
+    else:
+        host, _, rest = display.rpartition(":")
+        number = rest.split(".")[0]
+        if host and number.isdigit() and not tcp_answers(host, 6000 + int(number)):
+            return f"no X server answers on DISPLAY={display}"
     return None
+
+
+def tcp_answers(host, port, seconds=1.0):
+    """Does anything accept a connection there? (An X server on host:N listens on 6000+N.)"""
+    try:
+        with socket.create_connection((host, port), timeout=seconds):
+            return True
+    except OSError:
+        return False
 
 
 def run_gui(options, screenshot=None, quit_after=None):

@@ -17,7 +17,13 @@ from PySide6.QtWidgets import (
 
 from fmnist_app.gui.widgets import FrameView, InputPreview, TopBars, big_font
 from fmnist_app.gui.worker import PipelineWorker, Settings
-from fmnist_app.live.pipeline import BAD_FRAME, NO_GARMENT, NO_MODEL, SMOOTHING_FRAMES
+from fmnist_app.live.pipeline import (
+    BAD_FRAME,
+    NO_GARMENT,
+    NO_MODEL,
+    NOT_INSIDE,
+    SMOOTHING_FRAMES,
+)
 from fmnist_app.live.window_options import mirror_for
 from fmnist_app.sources import SourceSpec
 
@@ -31,6 +37,8 @@ def prediction_text(result, threshold):
         return "bad frame", result.problem
     if result.empty:
         return "box empty", "hold a garment inside the blue box"
+    if result.verdict == NOT_INSIDE:
+        return "not inside the box", "hold the whole garment inside the blue box"
     if result.verdict == NO_MODEL:
         return "no model", "see the model line below"
     name, probability = result.smoothed
@@ -61,6 +69,8 @@ class MainWindow(QMainWindow):
         self.current_spec = options.source
         self.cameras = []
         self.last_snapshot = None
+        self.sticky_message = ""         # an error that stays until the next user action
+        self.cameras_checked = False
         self.setWindowTitle("fmnist: live Fashion-MNIST classifier")
         self._build()
         # Keys go to the window itself: no child takes focus, so Space never presses a button.
@@ -158,6 +168,7 @@ class MainWindow(QMainWindow):
         self.worker.cameras_found.connect(self._cameras_found)
         self.worker.source_opened.connect(self._source_opened)
         self.worker.snapshot_saved.connect(self._snapshot_saved)
+        self.worker.snapshot_failed.connect(self._snapshot_failed)
         self.worker_thread.start()
 
     def shutdown(self):
@@ -197,13 +208,32 @@ class MainWindow(QMainWindow):
 
     @Slot(str, bool)
     def _show_status(self, message, problem):
-        self.statusBar().showMessage(message)
+        if not self.sticky_message:
+            self.statusBar().showMessage(message)
+        if problem and self.current is None:
+            # Nothing has been shown yet: say why instead of "starting ...".
+            self.prediction.setText("no picture")
+            self.prediction_detail.setText("see the message on the left")
         notice = ""
         if problem:
             notice = message
             if self.current_spec.kind == "camera":
                 notice += "\nNo camera? Press 'Demo source' to try the app with test-set garments."
         self.frame_view.set_notice(notice)
+
+    @Slot(str)
+    def _snapshot_failed(self, message):
+        """Stays in the status bar until the user does something, unlike frame news."""
+        self.sticky_message = message
+        self.statusBar().showMessage(message)
+        self.statusBar().setStyleSheet("color: #d33;")
+
+    def _user_acted(self):
+        if self.sticky_message:
+            self.sticky_message = ""
+            self.statusBar().setStyleSheet("")
+            name = self.worker.source_name
+            self.statusBar().showMessage(f"showing {name}" if name else "")
 
     @Slot(object)
     def _snapshot_saved(self, path):
@@ -217,7 +247,7 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def _cameras_found(self, cameras):
-        self.cameras = cameras
+        self.cameras, self.cameras_checked = cameras, True
         self._rebuild_source_picker()
 
     @Slot(object)
@@ -233,7 +263,8 @@ class MainWindow(QMainWindow):
         self.source_picker.blockSignals(True)
         self.source_picker.clear()
         for spec in specs:
-            found = spec.kind != "camera" or spec.value in self.cameras
+            found = spec.kind != "camera" or spec.value in self.cameras \
+                or not self.cameras_checked
             self.source_picker.addItem(spec.label + ("" if found else " (not found)"), spec)
         if self.current_spec in specs:
             self.source_picker.setCurrentIndex(specs.index(self.current_spec))
@@ -241,6 +272,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- user -> worker
     def choose_source(self, spec):
+        self._user_acted()
         self.current_spec = spec
         self.pause_button.setChecked(False)
         self.mirror_box.setChecked(mirror_for(spec, self.options.mirror_mode))
@@ -248,7 +280,8 @@ class MainWindow(QMainWindow):
 
     def cycle_camera(self):
         if not self.cameras:
-            self.statusBar().showMessage("no camera found to switch to; try the demo source")
+            hint = "" if self.current_spec == DEMO_SPEC else "; try the demo source"
+            self.statusBar().showMessage(f"no camera found to switch to{hint}")
             return
         current = self.current_spec.value if self.current_spec.kind == "camera" else None
         later = [index for index in self.cameras if current is None or index > current]
@@ -279,6 +312,7 @@ class MainWindow(QMainWindow):
         self._show_prediction()
 
     def save_snapshot(self):
+        self._user_acted()
         if self.current is None:
             self.statusBar().showMessage("nothing to save yet: no frame has arrived")
             return
@@ -286,6 +320,7 @@ class MainWindow(QMainWindow):
                                      self.prediction.text())
 
     def keyPressEvent(self, event):
+        self._user_acted()
         actions = {Qt.Key.Key_Space: self.toggle_pause, Qt.Key.Key_S: self.save_snapshot,
                    Qt.Key.Key_M: self.toggle_mirror, Qt.Key.Key_C: self.cycle_camera,
                    Qt.Key.Key_Escape: self.close, Qt.Key.Key_Q: self.close}

@@ -62,6 +62,7 @@ class PipelineWorker(QObject):
     cameras_found = Signal(list)        # camera indices that open
     source_opened = Signal(object)      # the SourceSpec now showing
     snapshot_saved = Signal(object)     # the JSON path of a snapshot just written
+    snapshot_failed = Signal(str)       # why a snapshot could not be written
     finished = Signal()
 
     def __init__(self, spec, model_path, settings):
@@ -130,7 +131,7 @@ class PipelineWorker(QObject):
             self.finished.emit()
 
     def _loop(self, pipeline):
-        last_frame, processed_with = None, None
+        last_frame, processed_with, was_paused = None, None, False
         while True:
             with self._lock:
                 if self._stop_requested:
@@ -144,6 +145,9 @@ class PipelineWorker(QObject):
                 self._open(spec)
                 pipeline.reset()
                 last_frame = None
+            if was_paused and not settings.paused:
+                pipeline.reset()             # the scene may have changed during the pause
+            was_paused = settings.paused
             view = (settings.mirror, settings.box_fraction)
             # Paused: re-run the held frame only when the view changed (mirror, box size).
             if settings.paused and last_frame is not None and view != processed_with:
@@ -156,7 +160,8 @@ class PipelineWorker(QObject):
                 if frame is None:
                     continue
             last_frame, processed_with = frame, view
-            result = pipeline.process(frame, settings.box_fraction, settings.mirror)
+            result = pipeline.process(frame, settings.box_fraction, settings.mirror,
+                                      getattr(self._source, "picture", None))
             self._publish(Delivery(result, to_qimage(result.frame),
                                    to_qimage(result.model_input)))
 
@@ -165,7 +170,7 @@ class PipelineWorker(QObject):
         try:
             classifier = load_classifier(self.model_path)
         except ModelError as err:
-            self.model_status.emit(f"no model, showing the camera only: {err}", True)
+            self.model_status.emit(f"no model, showing the picture only: {err}", True)
             return None
         self.model_status.emit(f"model: {self.model_path}", False)
         return classifier
@@ -202,7 +207,7 @@ class PipelineWorker(QObject):
         try:
             path = save_snapshot(folder, result, prediction, self.source_name, self.model_path)
         except SnapshotError as err:
-            self._say(str(err), problem=True)
+            self.snapshot_failed.emit(str(err))
             return
         self.snapshot_saved.emit(path)
 

@@ -42,7 +42,7 @@ def run_headless(spec, model_path, predictions_path, box_fraction, mirror, max_f
                     continue
                 except SourceEnded:
                     break
-                result = pipeline.process(frame, box_fraction, mirror)
+                result = pipeline.process(frame, box_fraction, mirror, source.picture)
                 if result.problem:
                     print(f"warning: frame {result.index}: {result.problem}", file=sys.stderr)
                 writer.writerow(csv_row(result, time.perf_counter() - started))

@@ -13,13 +13,21 @@ import numpy as np
 
 from fmnist_app.calibration import CalibrationError, load_for, two_view_logits
 from fmnist_app.dataset import CLASS_NAMES, IMAGE_SIZE
-from fmnist_app.preprocess import Box, guide_box, prepare_frame
+from fmnist_app.preprocess import (
+    NOTHING,
+    REACHES_IN,
+    Box,
+    analyse_crop,
+    analysis_box,
+    crop_box,
+    guide_box,
+)
 
 SMOOTHING_FRAMES = 8
 
 # What a frame shows, in the window's words.
-GARMENT, NO_GARMENT, EMPTY, NO_MODEL, BAD_FRAME = (
-    "garment", "no garment", "box empty", "no model", "bad frame")
+GARMENT, NO_GARMENT, EMPTY, NOT_INSIDE, NO_MODEL, BAD_FRAME = (
+    "garment", "no garment", "box empty", "not inside the box", "no model", "bad frame")
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,7 @@ class Pipeline:
         self._frame_count = 0
         self._last_time = None
         self._fps = 0.0
+        self._picture = None
 
     def reset(self):
         """Forget the smoothing history (the picture changed: new image, new source)."""
@@ -128,23 +137,30 @@ class Pipeline:
         verdict = GARMENT if self.classifier.is_garment(averaged) else NO_GARMENT
         return verdict, top_classes(averaged, self.classifier.class_names), averaged, inference_ms
 
-    def process(self, frame, box_fraction, mirror=False):
+    def process(self, frame, box_fraction, mirror=False, picture=None):
+        """One frame -> FrameResult. `picture` names what the frame shows when the source
+        knows (an image file): when it changes, the average starts again, so one picture's
+        answer never leaks into the next one's."""
         started = time.perf_counter()
+        if picture != self._picture:
+            self._recent.clear()
+            self._picture = picture
         problem = ""
         try:
             if mirror:
                 # Classify what the user sees: they turn a shoe to match the screen.
                 frame = cv2.flip(frame, 1)
             box = guide_box(frame.shape[1], frame.shape[0], box_fraction)
-            crop, model_input = prepare_frame(frame, box)
+            crop = crop_box(frame, analysis_box(box, frame.shape[1], frame.shape[0]))
+            model_input, outcome = analyse_crop(crop)
         except (ValueError, cv2.error, AttributeError, IndexError) as err:
-            problem = f"frame skipped: {err}"
+            problem, outcome = f"frame skipped: {err}", None
             box, crop = Box(0, 0, 0), np.zeros((1, 1, 3), np.uint8)
             model_input = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         top3, averaged, inference_ms = [], None, 0.0
-        if problem or not model_input.any():
+        if problem or outcome in (NOTHING, REACHES_IN):
             self._recent.clear()
-            verdict = BAD_FRAME if problem else EMPTY
+            verdict = BAD_FRAME if problem else EMPTY if outcome == NOTHING else NOT_INSIDE
         else:
             verdict, top3, averaged, inference_ms = self._classify(model_input)
         now = time.perf_counter()
