@@ -6,6 +6,7 @@ live, and the IDX reader. TensorFlow-free, so plots, the demo and the benchmark 
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,7 @@ def read_idx(path, expected_magic):
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise DatasetError(f"{path}: cannot be read ({err}); re-download or reinstall it") from None
     if len(raw) < 8:
         raise DatasetError(f"{path}: only {len(raw)} bytes, too short for an IDX header")

@@ -63,6 +63,9 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="the registered model name it belongs to")
     parser.add_argument("--out", required=True, help=f"where to write (e.g. .../{GRAPH_FILENAME})")
     args = parser.parse_args(argv)
+    if Path(args.out).is_dir():
+        sys.exit(f"error: --out {args.out} is a folder; give the file to write, e.g. "
+                 f"{Path(args.out) / GRAPH_FILENAME}")
     from fmnist_app.models import create_model
     try:
         model = create_model(args.model)

@@ -34,7 +34,7 @@ from fmnist_app.dataset import (
 )
 from fmnist_app.evaluation import class_metrics, confusion_matrix
 from fmnist_app.export import export_frozen_graph
-from fmnist_app.files import atomic_path, write_atomically
+from fmnist_app.files import TEMP_SUFFIX, atomic_path, write_atomically
 from fmnist_app.inference import FrozenModel
 from fmnist_app.losses import create_loss
 from fmnist_app.machine import cpu_model
@@ -106,12 +106,21 @@ def save_weights_atomically(model, path):
 
 
 class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks, so a checkpoint is written first."""
+    """Within its `with` block, SIGINT/SIGTERM become a flag the loop checks, so a checkpoint
+    is written first; outside it (data loading, export, the test pass) they act at once."""
 
     def __init__(self):
         self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, _frame):
         self.signum = signum
@@ -202,6 +211,10 @@ def check_run_dir(config, resume, chief):
 def write_run_config(config, chief):
     if chief:
         config.run_dir.mkdir(parents=True, exist_ok=True)
+        # A run killed while writing a file (SIGKILL gives no chance to clean up) leaves its
+        # temporary file behind; nothing reads them, so they go now.
+        for orphan in config.run_dir.glob(f"*{TEMP_SUFFIX}"):
+            orphan.unlink(missing_ok=True)
         write_atomically(config.to_json().encode(), config.run_dir / "config.json")
 
 
@@ -349,7 +362,6 @@ def fit(config, strategy, state, data, chief):
         log_path = run_dir / "log.jsonl"
     else:
         writer, log_path = tf.summary.create_noop_writer(), os.devnull
-    stop = StopRequest()
     progress = Progress(config.STEPS, global_batch, start_step)
     print(f"training {config.MODEL} ({state.model.count_params():,} parameters) for "
           f"{config.STEPS} steps of {global_batch} ({strategy.num_replicas_in_sync} replica(s)) "
@@ -357,7 +369,7 @@ def fit(config, strategy, state, data, chief):
           f"TensorBoard: tensorboard --logdir {config.OUTPUT_DIR}", flush=True)
     last_accuracy, stopped_early = None, False
     clock = time.monotonic()
-    with open(log_path, "a") as log, writer.as_default():
+    with open(log_path, "a") as log, writer.as_default(), StopRequest() as stop:
         for images, labels in dataset:
             if int(state.step.numpy()) >= config.STEPS or stopped_early:
                 break
@@ -474,6 +486,10 @@ def main(argv=None):
     except (config_module.ConfigError, DatasetError, TrainingError,
             distribute.DistributeError) as err:
         sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        # Outside the training loop (loading data, exporting): checkpoints already written
+        # stay, and --resume continues from the last one.
+        sys.exit("interrupted; checkpoints written so far are kept (continue with --resume)")
 
 
 if __name__ == "__main__":
