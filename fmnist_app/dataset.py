@@ -1,10 +1,16 @@
 """Fashion-MNIST facts and files: class names, sizes, where the data and the shipped model
-live, and the IDX reader. TensorFlow-free, so plots, the demo and the benchmark stay light.
+live, the IDX reader and an explicit, checked download. TensorFlow-free.
 
-    python -m fmnist_app.dataset            # where the dataset was found, or how to get it
+    python -m fmnist_app.dataset                   # where the dataset was found, or how to get it
+    python -m fmnist_app.dataset --download [DIR]  # fetch the four files (default: Keras' cache)
+
+Nothing downloads implicitly. The data is looked for in: the DATA_DIR / --data-dir given,
+$FMNIST_DATA_DIR, the Debian package's folder, then Keras' cache (~/.keras/datasets/
+fashion-mnist, where a tutorial's `keras.datasets.fashion_mnist.load_data()` left it).
 """
 
 import gzip
+import hashlib
 import os
 import zlib
 from pathlib import Path
@@ -26,6 +32,21 @@ SHIPPED_MODEL_DIR = REPO_ROOT / "output_dir" / "final_model"
 SHIPPED_GRAPH = SHIPPED_MODEL_DIR / GRAPH_FILENAME
 
 DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"      # the Debian package's folder
+KERAS_CACHE_DIR = Path.home() / ".keras" / "datasets" / "fashion-mnist"
+DOWNLOAD_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"   # Keras' source
+# SHA-256 of each file's *uncompressed* IDX bytes, and their length. Mirrors re-compress the
+# files (the Debian package's .gz differ byte-wise from Keras' copy), so the content is what
+# is checked. Computed from the Debian package dataset-fashion-mnist 0.0~git20200523.
+CONTENT_SHA256 = {
+    "train-images-idx3-ubyte": ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                                47040016),
+    "train-labels-idx1-ubyte": ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                                60008),
+    "t10k-images-idx3-ubyte": ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                               7840016),
+    "t10k-labels-idx1-ubyte": ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                               10008),
+}
 DATA_DIR_ENV = "FMNIST_DATA_DIR"
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
@@ -40,15 +61,23 @@ class DatasetError(ValueError):
 
 
 def find_data_dir(data_dir=None):
-    """The first of: the argument, $FMNIST_DATA_DIR, the Debian package's folder."""
-    candidates = [data_dir, os.environ.get(DATA_DIR_ENV), DEFAULT_DATA_DIR]
-    chosen = Path(next(c for c in candidates if c))
-    if not chosen.is_dir():
-        raise DatasetError(
-            f"Fashion-MNIST not found at {chosen}: install it with "
-            f"`apt-get install {DEBIAN_PACKAGE}` or point DATA_DIR / ${DATA_DIR_ENV} "
-            "at a folder holding the four IDX files")
-    return chosen
+    """The folder to read: the argument or $FMNIST_DATA_DIR when given (they must exist),
+    else the Debian package's folder, else Keras' cache."""
+    given = data_dir or os.environ.get(DATA_DIR_ENV)
+    if given:
+        if not Path(given).is_dir():
+            raise DatasetError(f"Fashion-MNIST folder {given} does not exist; point DATA_DIR /"
+                               f" ${DATA_DIR_ENV} at a folder holding the four IDX files, or "
+                               f"leave them empty after `apt-get install {DEBIAN_PACKAGE}`")
+        return Path(given)
+    for folder in (Path(DEFAULT_DATA_DIR), KERAS_CACHE_DIR):
+        if folder.is_dir() and any(folder.glob("train-images-idx3-ubyte*")):
+            return folder
+    raise DatasetError(
+        f"Fashion-MNIST not found in {DEFAULT_DATA_DIR} nor {KERAS_CACHE_DIR}: install it with "
+        f"`apt-get install {DEBIAN_PACKAGE}`, or fetch it with "
+        "`python -m fmnist_app.dataset --download`, or point DATA_DIR / "
+        f"${DATA_DIR_ENV} at a folder holding the four IDX files")
 
 
 def _idx_path(data_dir, stem):
@@ -127,9 +156,50 @@ def stratified_split(labels, validation_size, seed):
     return train, validation
 
 
-def main():
+def download(folder, base_url=DOWNLOAD_URL, timeout=60):
+    """Fetch the four .gz files into `folder`, check each one's content, then move it into
+    place (a failed or interrupted download leaves nothing half-written). Returns the folder."""
+    import urllib.request
+
+    from fmnist_app.files import atomic_path
+
+    folder = Path(folder)
+    for stem, (sha256, length) in CONTENT_SHA256.items():
+        name = stem + ".gz"
+        target = folder / name
+        with atomic_path(target) as tmp:
+            try:
+                with urllib.request.urlopen(base_url + name, timeout=timeout) as response, \
+                        open(tmp, "wb") as out:
+                    while block := response.read(1 << 20):
+                        out.write(block)
+            except OSError as err:
+                raise DatasetError(f"cannot download {base_url + name} ({err}); check the "
+                                   "network, or install the Debian package instead") from None
+            try:
+                content = gzip.decompress(tmp.read_bytes())
+            except (OSError, EOFError, zlib.error) as err:
+                raise DatasetError(f"{base_url + name} is not a complete gzip file ({err}); "
+                                   "try again") from None
+            if len(content) != length or hashlib.sha256(content).hexdigest() != sha256:
+                raise DatasetError(f"{base_url + name} does not hold the Fashion-MNIST data "
+                                   f"(SHA-256 of its content differs); nothing was written")
+        print(f"  {name}: {len(content):,} bytes, checksum ok")
+    return folder
+
+
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--download", nargs="?", const=str(KERAS_CACHE_DIR), metavar="DIR",
+                        help=f"fetch the four files into DIR (default {KERAS_CACHE_DIR})")
+    parser.add_argument("--url", default=DOWNLOAD_URL, help="where to fetch them from")
+    args = parser.parse_args(argv)
     try:
-        print(f"Fashion-MNIST found at {find_data_dir()}")
+        if args.download:
+            print(f"downloading Fashion-MNIST from {args.url} into {args.download}")
+            download(args.download, args.url)
+        print(f"Fashion-MNIST found at {find_data_dir(args.download)}")
     except DatasetError as err:
         raise SystemExit(f"error: {err}") from None
 

@@ -249,3 +249,76 @@ def test_train_dataset_yields_augmented_batches(fake_data_dir):
     assert batch_images.shape == (32, 28, 28, 1) and batch_images.dtype == tf.float32
     assert batch_labels.shape == (32,) and batch_labels.dtype == tf.int32
     assert float(tf.reduce_min(batch_images)) >= 0 and float(tf.reduce_max(batch_images)) <= 255
+
+
+# --------------------------------------------------------------------------- download
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving tmp_path/served; yields its base URL."""
+    import functools
+    import http.server
+    import threading
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def serve_the_real_files(served):
+    real = dataset.find_data_dir()
+    for stem in dataset.CONTENT_SHA256:
+        (served / (stem + ".gz")).write_bytes((real / (stem + ".gz")).read_bytes())
+
+
+def test_download_fetches_checks_and_keeps_the_four_files(file_server, tmp_path):
+    served, url = file_server
+    serve_the_real_files(served)
+    target = tmp_path / "fresh"
+    dataset.download(target, url)
+    images, labels = dataset.load_split("test", target)
+    assert images.shape == (10000, 28, 28) and len(labels) == 10000
+    assert not list(target.glob("*.tmp"))
+
+
+def test_download_refuses_a_truncated_file_and_writes_nothing(file_server, tmp_path):
+    served, url = file_server
+    serve_the_real_files(served)
+    name = served / "t10k-labels-idx1-ubyte.gz"
+    name.write_bytes(name.read_bytes()[:-100])
+    with pytest.raises(dataset.DatasetError, match="not a complete gzip file"):
+        dataset.download(tmp_path / "fresh", url)
+    assert not (tmp_path / "fresh" / "t10k-labels-idx1-ubyte.gz").exists()
+    assert not list((tmp_path / "fresh").glob("*.tmp"))
+
+
+def test_download_refuses_other_content(file_server, tmp_path):
+    served, url = file_server
+    serve_the_real_files(served)
+    other = np.zeros((10000,), np.uint8)
+    write_idx(served / "t10k-labels-idx1-ubyte.gz", other, dataset.LABELS_MAGIC)
+    with pytest.raises(dataset.DatasetError, match="SHA-256"):
+        dataset.download(tmp_path / "fresh", url)
+    assert not (tmp_path / "fresh" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_download_from_nowhere_is_one_line(tmp_path):
+    with pytest.raises(dataset.DatasetError, match="cannot download") as err:
+        dataset.download(tmp_path / "fresh", "http://127.0.0.1:9/", timeout=2)
+    assert "\n" not in str(err.value)
+
+
+def test_keras_cache_is_used_when_nothing_else_is_there(monkeypatch, tmp_path):
+    cache = make_dataset(tmp_path / "keras_cache")
+    monkeypatch.delenv(dataset.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(dataset, "DEFAULT_DATA_DIR", str(tmp_path / "no_debian"))
+    monkeypatch.setattr(dataset, "KERAS_CACHE_DIR", cache)
+    assert dataset.find_data_dir() == cache
+    monkeypatch.setattr(dataset, "KERAS_CACHE_DIR", tmp_path / "no_cache")
+    with pytest.raises(dataset.DatasetError, match="--download"):
+        dataset.find_data_dir()
