@@ -207,6 +207,7 @@ class ImageSource(FrameSource):
         self.live = live
         self._pacer = Pacer(LIVE_IMAGE_FPS) if live else None
         self._started = time.monotonic()
+        self._first = 0
         self._next_index = 0
         self._cached = (None, None)
 
@@ -220,11 +221,30 @@ class ImageSource(FrameSource):
             raise FrameUnavailable(f"cannot read image {path} (not an image or corrupt); {fix}")
         return self._cached[1]
 
+    def step(self, delta):
+        """Show the image `delta` places on (live folder mode: the arrow keys), and stay on
+        it for a full LIVE_SECONDS_PER_IMAGE from now."""
+        self._first = (self._index() + delta) % len(self.paths)
+        self._started = time.monotonic()
+
+    def _index(self):
+        elapsed = time.monotonic() - self._started
+        return (self._first + int(elapsed / LIVE_SECONDS_PER_IMAGE)) % len(self.paths)
+
+    @property
+    def position(self):
+        """'3/12: name.png' for the image on show (folders), else its name."""
+        if self.picture is None:
+            return ""
+        name = Path(self.picture).name
+        if len(self.paths) == 1:
+            return name
+        return f"{self.paths.index(self.picture) + 1}/{len(self.paths)}: {name}"
+
     def read(self):
         if self.live:
             self._pacer.wait()
-            elapsed = time.monotonic() - self._started
-            return self._load(self.paths[int(elapsed / LIVE_SECONDS_PER_IMAGE) % len(self.paths)])
+            return self._load(self.paths[self._index()])
         if self._next_index >= len(self.paths):
             raise SourceEnded(f"end of {self.name}")
         self._next_index += 1

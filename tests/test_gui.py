@@ -71,9 +71,9 @@ def test_window_classifies_a_video(qtbot, open_window, clip):
     assert window.preview.image.size().toTuple() == (28, 28)
     assert window.preview.pixmap().width() == window.preview.side
     assert window.preview.image != first_input            # the 28x28 preview follows the video
-    names = [label.text() for label in window.bars.names]
+    names = [label.text() for label in window.bars.names[:3]]
     assert all(name in CLASS_NAMES for name in names) and len(set(names)) == 3
-    values = [bar.value() for bar in window.bars.bars]
+    values = [bar.value() for bar in window.bars.bars[:3]]
     assert values == sorted(values, reverse=True) and 0 < sum(values) <= 1002
     assert window.prediction.text() in (*CLASS_NAMES, "unsure")
     assert "fps" in window.stats.text() and "model" in window.stats.text()
@@ -120,7 +120,8 @@ def test_s_saves_frame_crop_input_and_json(qtbot, open_window, clip, tmp_path):
     folder = tmp_path / "snapshots"
     shapes = {name: cv2.imread(str(folder / file), cv2.IMREAD_UNCHANGED).shape
               for name, file in record["files"].items()}
-    side = record["guide_box"]["side"]
+    side = record["analysed_square"]["side"]          # the guide box plus its margin
+    assert side > record["guide_box"]["side"]
     assert shapes == {"frame": (480, 640, 3), "crop": (side, side, 3), "input28": (28, 28)}
     assert "saved snapshot" in window.statusBar().currentMessage()
 
@@ -233,7 +234,7 @@ def test_window_and_no_gui_give_the_same_answer_for_the_same_frame(qtbot, open_w
                        "--predictions", str(out)])
     row = next(csv.DictReader(out.open()))
     window = open_window(SourceSpec("image", picture))
-    wait_for_results(qtbot, window, 10)
+    wait_for_results(qtbot, window, 1)
     shown = window.current.result
     assert shown.verdict == row["verdict"]
     assert [(name, f"{p:.4f}") for name, p in shown.top3] == [
@@ -290,3 +291,55 @@ def test_a_snapshot_error_stays_until_the_next_key(qtbot, open_window, clip, tmp
 def test_a_missing_video_replaces_starting_with_no_picture(qtbot, open_window, tmp_path):
     window = open_window(SourceSpec("video", tmp_path / "absent.mp4"))
     qtbot.waitUntil(lambda: window.prediction.text() == "no picture", timeout=WAIT_MS)
+
+
+def test_a_still_image_is_classified_once_not_ten_times_a_second(qtbot, open_window, tmp_path):
+    picture = tmp_path / "still.png"
+    cv2.imwrite(str(picture), DemoSource(np.zeros((1, 28, 28), np.uint8)).frame_at(0.0))
+    window = open_window(SourceSpec("image", picture))
+    wait_for_results(qtbot, window, 1)
+    qtbot.wait(1500)
+    assert window.results_shown == 1
+
+
+def test_all_ten_classes_and_recording_a_csv(qtbot, open_window, clip, tmp_path):
+    window = open_window(SourceSpec("video", clip))
+    wait_for_results(qtbot, window, 2)
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    wait_for_results(qtbot, window, 2)
+    assert [label.text() for label in window.bars.names] == list(CLASS_NAMES)
+    assert all(bar.isVisibleTo(window) for bar in window.bars.bars)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    wait_for_results(qtbot, window, 5)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    [recorded] = (tmp_path / "snapshots").glob("predictions-*.csv")
+    rows = list(csv.DictReader(recorded.open()))
+    assert len(rows) >= 5 and tuple(rows[0]) == demo_program_columns()
+    assert all(row["top1_class"] in CLASS_NAMES for row in rows)
+
+
+def demo_program_columns():
+    from fmnist_app.live.headless import CSV_COLUMNS
+    return CSV_COLUMNS
+
+
+def test_opening_a_folder_steps_through_it_with_the_arrow_keys(qtbot, open_window, tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    demo = DemoSource(np.zeros((1, 28, 28), np.uint8))
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(folder / name), demo.frame_at(0.0))
+    window = open_window(SourceSpec("demo"))
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: window.position.startswith("1/3"), timeout=WAIT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.position == "2/3: b.png", timeout=WAIT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_Left)
+    qtbot.keyClick(window, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: window.position == "3/3: c.png", timeout=WAIT_MS)
+    assert window.statusBar().currentMessage() == "showing image 3/3: c.png"
+
+
+def test_the_first_run_tip_shows_until_a_garment_is_recognised(qtbot, open_window, clip):
+    window = open_window(SourceSpec("video", clip))
+    assert "plain background" in window.frame_view.notice

@@ -2,10 +2,16 @@
 on the right, controls below. It only paints and forwards the user's choices to the worker.
 """
 
+import csv
+import time
+from datetime import datetime
+from pathlib import Path
+
 from PySide6.QtCore import Qt, QThread, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -15,19 +21,28 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fmnist_app.dataset import CLASS_NAMES
 from fmnist_app.gui.widgets import FrameView, InputPreview, TopBars, big_font
 from fmnist_app.gui.worker import PipelineWorker, Settings
+from fmnist_app.live.headless import CSV_COLUMNS, csv_row
 from fmnist_app.live.pipeline import (
     BAD_FRAME,
+    GARMENT,
     NO_GARMENT,
     NO_MODEL,
     NOT_INSIDE,
     SMOOTHING_FRAMES,
 )
 from fmnist_app.live.window_options import mirror_for
-from fmnist_app.sources import SourceSpec
+from fmnist_app.sources import IMAGE_SUFFIXES, SourceSpec
 
-KEYS_HELP = "Space pause · S snapshot · M mirror · C next camera · Esc/Q quit"
+KEYS_HELP = ("Space pause · S snapshot · M mirror · C next camera · A all classes · "
+             "R record CSV · O open · ←/→ folder images · Esc/Q quit")
+FIRST_RUN_HINT = ("Tip: hold the garment flat in front of a plain background, fill most of the "
+                  "blue box, and hold still for a moment.")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+OPEN_FILTER = (f"Images and videos (*{' *'.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)});;"
+               "All files (*)")
 DEMO_SPEC = SourceSpec("demo")
 
 
@@ -70,11 +85,16 @@ class MainWindow(QMainWindow):
         self.cameras = []
         self.last_snapshot = None
         self.sticky_message = ""         # an error that stays until the next user action
+        self.hint_shown = True           # the first-run tip, until a garment is recognised
+        self.recording = None            # (file, csv writer, start time) while R is on
+        self.position = ""
         self.cameras_checked = False
         self.setWindowTitle("fmnist: live Fashion-MNIST classifier")
         self._build()
+        self.frame_view.set_notice(FIRST_RUN_HINT)
         # Keys go to the window itself: no child takes focus, so Space never presses a button.
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(True)
         self._start_worker()
 
     # ---------------------------------------------------------------- layout
@@ -109,8 +129,19 @@ class MainWindow(QMainWindow):
         self.pause_button.toggled.connect(self._pause_toggled)
         self.snapshot_button = QPushButton("Snapshot (S)")
         self.snapshot_button.clicked.connect(self.save_snapshot)
+        self.record_button = QPushButton("Record CSV (R)")
+        self.record_button.setCheckable(True)
+        self.record_button.setToolTip("Write every shown prediction to a CSV in the snapshot "
+                                      "folder (the columns of --no-gui)")
+        self.record_button.toggled.connect(self._record_toggled)
+        self.open_button = QPushButton("Open… (O)")
+        self.open_button.setToolTip("An image, a video, or drop a file or folder on the window")
+        self.open_button.clicked.connect(self.open_file)
+        self.all_classes_box = QCheckBox("All ten classes (A)")
+        self.all_classes_box.toggled.connect(self._all_classes_toggled)
         for control in (self.source_picker, self.demo_button, self.mirror_box,
-                        self.pause_button, self.snapshot_button):
+                        self.pause_button, self.snapshot_button, self.record_button,
+                        self.open_button, self.all_classes_box):
             control.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self._box_size_changed(self.box_slider.value(), notify=False)
         self._threshold_changed(self.threshold_slider.value())
@@ -122,11 +153,13 @@ class MainWindow(QMainWindow):
         side.addWidget(self.prediction)
         side.addWidget(self.prediction_detail)
         side.addWidget(self.bars)
+        side.addWidget(self.all_classes_box)
         side.addWidget(self.stats)
         side.addSpacing(8)
         side.addWidget(QLabel("Source"))
         sources = QHBoxLayout()
         sources.addWidget(self.source_picker, 1)
+        sources.addWidget(self.open_button)
         sources.addWidget(self.demo_button)
         side.addLayout(sources)
         side.addWidget(self.mirror_box)
@@ -137,6 +170,7 @@ class MainWindow(QMainWindow):
         buttons = QHBoxLayout()
         buttons.addWidget(self.pause_button)
         buttons.addWidget(self.snapshot_button)
+        buttons.addWidget(self.record_button)
         side.addLayout(buttons)
         side.addWidget(self.model_line)
         side.addStretch(1)
@@ -179,6 +213,7 @@ class MainWindow(QMainWindow):
             self.worker_thread.wait()
 
     def closeEvent(self, event):
+        self.record_button.setChecked(False)
         self.shutdown()
         event.accept()
 
@@ -194,10 +229,34 @@ class MainWindow(QMainWindow):
         result = delivery.result
         self.frame_view.show_frame(delivery.frame_image, result.box)
         self.preview.show_input(delivery.input_image)
-        self.bars.show_top(result.top3)
+        self._show_bars()
         self._show_prediction()
+        if delivery.position != self.position:
+            self.position = delivery.position
+            if self.position and not self.sticky_message:
+                self.statusBar().showMessage(f"showing image {self.position}")
+        if self.hint_shown and result.verdict == GARMENT:
+            self.hint_shown = False
+            self.frame_view.set_notice("")
+        if self.recording:
+            file, writer, started = self.recording
+            writer.writerow(csv_row(result, time.monotonic() - started))
+            file.flush()
         self.stats.setText(f"{result.fps:.1f} fps · model {result.inference_ms:.1f} ms · "
                            f"pipeline {result.pipeline_ms:.1f} ms")
+
+    def _show_bars(self):
+        result = self.current.result if self.current else None
+        if result is None:
+            return
+        if self.all_classes_box.isChecked() and result.probabilities is not None:
+            self.bars.show_top(list(zip(CLASS_NAMES, map(float, result.probabilities))))
+        else:
+            self.bars.show_top(result.top3)
+
+    def _all_classes_toggled(self, on):
+        self.bars.set_rows(len(CLASS_NAMES) if on else 3)
+        self._show_bars()
 
     def _show_prediction(self):
         if self.current is None:
@@ -214,7 +273,7 @@ class MainWindow(QMainWindow):
             # Nothing has been shown yet: say why instead of "starting ...".
             self.prediction.setText("no picture")
             self.prediction_detail.setText("see the message on the left")
-        notice = ""
+        notice = FIRST_RUN_HINT if self.hint_shown else ""
         if problem:
             notice = message
             if self.current_spec.kind == "camera":
@@ -319,10 +378,60 @@ class MainWindow(QMainWindow):
         self.worker.request_snapshot(self.options.snapshot_dir, self.current.result,
                                      self.prediction.text())
 
+    # ---------------------------------------------------------------- opening files
+    def open_file(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image or a video", "", OPEN_FILTER)
+        if path:
+            self.open_path(Path(path))
+
+    def open_path(self, path):
+        """An image file or a folder of images -> image source; anything else -> video."""
+        is_image = path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
+        self.choose_source(SourceSpec("image" if is_image else "video", path))
+
+    def dragEnterEvent(self, event):
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        local = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if local:
+            self.open_path(Path(local[0]))
+            event.acceptProposedAction()
+
+    # ---------------------------------------------------------------- recording
+    def _record_toggled(self, on):
+        if on:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = Path(self.options.snapshot_dir) / f"predictions-{stamp}.csv"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                file = open(path, "w", newline="")  # noqa: SIM115 (open until R again)
+            except OSError as err:
+                self._snapshot_failed(f"cannot record to {path} ({err.strerror or err}); pick a"
+                                      " writable folder with --snapshot-dir")
+                self.record_button.setChecked(False)
+                return
+            writer = csv.writer(file)
+            writer.writerow(CSV_COLUMNS)
+            self.recording = (file, writer, time.monotonic())
+            self.record_button.setText("Stop recording (R)")
+            self.statusBar().showMessage(f"recording predictions to {path}")
+        elif self.recording:
+            file = self.recording[0]
+            self.recording = None
+            file.close()
+            self.record_button.setText("Record CSV (R)")
+            self.statusBar().showMessage(f"saved {file.name}")
+
     def keyPressEvent(self, event):
         self._user_acted()
         actions = {Qt.Key.Key_Space: self.toggle_pause, Qt.Key.Key_S: self.save_snapshot,
                    Qt.Key.Key_M: self.toggle_mirror, Qt.Key.Key_C: self.cycle_camera,
+                   Qt.Key.Key_A: self.all_classes_box.toggle,
+                   Qt.Key.Key_R: self.record_button.toggle, Qt.Key.Key_O: self.open_file,
+                   Qt.Key.Key_Left: lambda: self.worker.request_step(-1),
+                   Qt.Key.Key_Right: lambda: self.worker.request_step(1),
                    Qt.Key.Key_Escape: self.close, Qt.Key.Key_Q: self.close}
         action = actions.get(event.key())
         if action is None:

@@ -78,9 +78,9 @@ class InputPreview(QLabel):
 
 
 class TopBars(QWidget):
-    """Three rows of class name and probability bar."""
+    """Rows of class name and probability bar: the top three, or all ten classes."""
 
-    def __init__(self, rows=3):
+    def __init__(self, rows=10, shown=3):
         super().__init__()
         layout = QGridLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -95,9 +95,15 @@ class TopBars(QWidget):
             layout.addWidget(bar, row, 1)
             self.names.append(name)
             self.bars.append(bar)
+        self.set_rows(shown)
+
+    def set_rows(self, count):
+        for row, (name, bar) in enumerate(zip(self.names, self.bars)):
+            name.setVisible(row < count)
+            bar.setVisible(row < count)
 
     def show_top(self, top):
-        """top: [(class, probability)], best first; missing rows are blanked."""
+        """top: [(class, probability)] in display order; missing rows are blanked."""
         for row, (name, bar) in enumerate(zip(self.names, self.bars)):
             if row < len(top):
                 name.setText(top[row][0])

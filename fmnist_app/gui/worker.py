@@ -38,7 +38,7 @@ class Delivery:
     result: object
     frame_image: QImage
     input_image: QImage
-
+    position: str = ""                  # which image of a folder is on show
 
 def to_qimage(array):
     """A QImage holding its own copy of a uint8 BGR or gray array.
@@ -74,6 +74,7 @@ class PipelineWorker(QObject):
         self._stop_requested = False
         self._mailbox = None
         self._snapshot_request = None
+        self._step_request = 0
         self._source = None
         self._source_name = ""
         self._last_status = None
@@ -82,6 +83,11 @@ class PipelineWorker(QObject):
     def request_source(self, spec):
         with self._lock:
             self._requested_spec = spec
+
+    def request_step(self, delta):
+        """Arrow keys in folder mode: move `delta` images on."""
+        with self._lock:
+            self._step_request += delta
 
     def update_settings(self, **changes):
         with self._lock:
@@ -138,7 +144,10 @@ class PipelineWorker(QObject):
                     return
                 spec, self._requested_spec = self._requested_spec, None
                 snapshot, self._snapshot_request = self._snapshot_request, None
+                step, self._step_request = self._step_request, 0
                 settings = self._settings
+            if step and hasattr(self._source, "step"):
+                self._source.step(step)
             if snapshot is not None:
                 self._save_snapshot(*snapshot)
             if spec is not None:
@@ -159,11 +168,14 @@ class PipelineWorker(QObject):
                 frame = self._read()
                 if frame is None:
                     continue
+                if frame is last_frame and view == processed_with:
+                    continue        # a still image again: its answer is already on screen
             last_frame, processed_with = frame, view
             result = pipeline.process(frame, settings.box_fraction, settings.mirror,
                                       getattr(self._source, "picture", None))
             self._publish(Delivery(result, to_qimage(result.frame),
-                                   to_qimage(result.model_input)))
+                                   to_qimage(result.model_input),
+                                   getattr(self._source, "position", "")))
 
     def _load_classifier(self):
         self.model_status.emit(f"loading {self.model_path} ...", False)

@@ -38,8 +38,10 @@ def save_snapshot(folder, result, prediction, source_name, model_path):
             {"class": result.smoothed[0], "probability": round(result.smoothed[1], 4)},
             "top3": [{"class": name, "probability": round(p, 4)} for name, p in result.top3],
             "box_empty": result.empty,
+            "verdict": result.verdict,
             "mirrored": result.mirrored,
             "guide_box": result.box._asdict(),
+            "analysed_square": {"side": int(result.crop.shape[0])},
             "files": {name: f"{stamp}_{name}.png" for name in images},
         }
         json_path = folder / f"{stamp}.json"
