@@ -23,6 +23,9 @@ def parse_args(argv):
                         help="frozen graph to evaluate (default: the shipped model, %(default)s)")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: "
                         f"${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR})")
+    parser.add_argument("--images", metavar="DIR",
+                        help="evaluate on your own labelled images instead of the test set: one "
+                             "folder per class, as the window's 0-9 keys save them")
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
     parser.add_argument("--plots", metavar="DIR", help="also write the PNG plots into DIR")
     parser.add_argument("--compare", metavar="OTHER.json",
@@ -48,6 +51,7 @@ def check_writable(json_path, plots_dir):
 def run(args):
     from fmnist_app import calibration, evaluation
     from fmnist_app.dataset import find_data_dir, load_split
+    from fmnist_app.evaluation import ReportError
     from fmnist_app.inference import FrozenModel
 
     # Cheap checks first, so a bad --compare file or output path fails before the model runs.
@@ -55,15 +59,26 @@ def run(args):
     check_writable(args.json, args.plots)
     model = FrozenModel(args.model)
     fitted = calibration.load_for(args.model)
-    data_dir = find_data_dir(args.data_dir)
-    images, labels = load_split("test", data_dir)
+    if args.images:
+        from fmnist_app.live.collect import read_examples
+        data_dir = Path(args.images)
+        images, labels, skipped = read_examples(data_dir)
+        for path, why in skipped:
+            print(f"skipped {path}: {why}")
+        if not len(images):
+            raise ReportError(f"no usable images in {data_dir}; save some with the window's "
+                              "0-9 keys (--collect-dir) or put 28x28 PNGs in class folders")
+    else:
+        data_dir = find_data_dir(args.data_dir)
+        images, labels = load_split("test", data_dir)
 
     probabilities, timing = evaluation.timed_predictions(model, images)
     two_view_logits = calibration.two_view_logits(model, images)
     tta = calibration.softmax(two_view_logits.astype(float)) if args.tta else None
     report = evaluation.build_report(
         args.model, data_dir, labels, probabilities, timing, tta,
-        evaluation.calibration_summary(two_view_logits, labels, fitted))
+        evaluation.calibration_summary(two_view_logits, labels, fitted),
+        "your images" if args.images else "test")
     print(evaluation.format_report(report))
     if other is not None:
         print("\n" + evaluation.format_comparison(report, other, args.compare))
@@ -83,10 +98,11 @@ def main(argv=None):
     from fmnist_app.dataset import DatasetError
     from fmnist_app.evaluation import ReportError
     from fmnist_app.inference import ModelError
+    from fmnist_app.live.collect import CollectError
 
     try:
         run(args)
-    except (ModelError, DatasetError, ReportError, CalibrationError) as err:
+    except (ModelError, DatasetError, ReportError, CalibrationError, CollectError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # writing --json or --plots

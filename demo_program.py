@@ -33,6 +33,12 @@ def parse_args(argv=None):
                         help="show 'unsure' below this smoothed probability (default 0.5)")
     parser.add_argument("--snapshot-dir", type=Path, default=Path("snapshots"),
                         help="where S saves snapshots (default ./snapshots)")
+    parser.add_argument("--collect-dir", type=Path, default=Path("my_garments"),
+                        help="where keys 0-9 (or --labels) save labelled examples "
+                             "(default ./my_garments)")
+    parser.add_argument("--labels", type=Path, metavar="CSV",
+                        help="with --no-gui: rows frame,class (index or name); those frames "
+                             "are saved as examples into --collect-dir")
     parser.add_argument("--no-gui", action="store_true",
                         help="no window: classify every frame into --predictions")
     parser.add_argument("--predictions", type=Path, metavar="CSV",
@@ -49,6 +55,8 @@ def parse_args(argv=None):
         parser.error(f"--box-size {args.box_size} is outside 0.2..1")
     if not 0.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold {args.threshold} is outside 0..1")
+    if args.labels and not args.no_gui:
+        parser.error("--labels works with --no-gui (in the window, press 0-9)")
     if args.no_gui and args.predictions is None:
         parser.error("--no-gui needs --predictions FILE.csv to write its rows to")
     if args.screenshot and args.quit_after is None:
@@ -72,13 +80,16 @@ def main(argv=None):
     spec = source_spec(args)
     if args.no_gui:
         from fmnist_app.inference import ModelError
-        from fmnist_app.live.headless import run_headless
+        from fmnist_app.live.collect import CollectError
+        from fmnist_app.live.headless import read_labels, run_headless
         from fmnist_app.live.window_options import mirror_for
         from fmnist_app.sources import SourceError
         try:
+            labels = read_labels(args.labels) if args.labels else None
             rows = run_headless(spec, args.model, args.predictions, args.box_size,
-                                mirror_for(spec, args.mirror), args.max_frames)
-        except (ModelError, SourceError) as err:
+                                mirror_for(spec, args.mirror), args.max_frames,
+                                args.collect_dir, labels)
+        except (ModelError, SourceError, CollectError) as err:
             sys.exit(f"error: {err}")
         except OSError as err:
             sys.exit(f"error: cannot write {args.predictions} ({err.strerror or err}); "
@@ -88,7 +99,7 @@ def main(argv=None):
     from fmnist_app.gui.app import run_gui
     from fmnist_app.live.window_options import WindowOptions
     options = WindowOptions(spec, args.model, args.mirror, args.box_size, args.threshold,
-                            args.snapshot_dir)
+                            args.snapshot_dir, args.collect_dir)
     return run_gui(options, args.screenshot, args.quit_after)
 
 

@@ -29,6 +29,9 @@ class Config:
     OUTLIER_FRACTION: float = 0.0       # share of each batch that is not a garment (outlier
     OUTLIER_WEIGHT: float = 0.5         # exposure, fmnist_app/outliers.py) and its loss weight
     INIT_FROM: str = ""                 # a run folder whose weights this run starts from
+    EXTRA_DATA_DIR: str = ""            # your own labelled images (window keys 0-9), mixed in
+    EXTRA_SHARE: float = 0.1            # ... as this share of the training examples
+    EXTRA_HOLDOUT: float = 0.5          # ... after holding this share of them out to measure
     BATCH_SIZE: int = 64                # per replica; global = BATCH_SIZE x replicas
     OPTIMIZER: str = "adam"             # adam | adamw
     WEIGHT_DECAY: float = 0.0           # only used by adamw
@@ -77,7 +80,8 @@ def choices():
 RANGES = {
     "FOCAL_GAMMA": (0, None), "FOCAL_ALPHA": (0, None), "LABEL_SMOOTHING": (0, 0.5),
     "AUGMENT_PROB": (0, 1), "ROTATE_DEGREES": (0, 45), "OUTLIER_FRACTION": (0, 0.5),
-    "OUTLIER_WEIGHT": (0, None), "BATCH_SIZE": (1, 65536),
+    "OUTLIER_WEIGHT": (0, None),
+    "EXTRA_SHARE": (0, 0.9), "EXTRA_HOLDOUT": (0, 0.9), "BATCH_SIZE": (1, 65536),
     "WEIGHT_DECAY": (0, None),
     "LEARNING_RATE": (1e-9, 10), "DECAY_RATE": (1e-6, 1), "DECAY_STEPS": (1, None),
     "WARMUP_STEPS": (0, None), "STEPS": (1, None), "EMA_DECAY": (0, 0.99999),

@@ -150,11 +150,11 @@ def sha256_of(path):
 
 
 def build_report(model_path, data_dir, labels, probabilities, timing, tta_probabilities=None,
-                 calibration_numbers=None):
+                 calibration_numbers=None, split="test"):
     """The whole benchmark as one JSON-ready dict; TTA numbers live apart under "tta"."""
     report = {"schema": SCHEMA,
               "model": {"path": str(Path(model_path).resolve()), "sha256": sha256_of(model_path)},
-              "dataset": {"path": str(Path(data_dir).resolve()), "split": "test",
+              "dataset": {"path": str(Path(data_dir).resolve()), "split": split,
                           "images": len(labels)},
               **summarise(labels, probabilities),
               "timing": timing,
@@ -274,7 +274,7 @@ def format_report(report):
     """Everything benchmark.py prints, in reading order."""
     model, dataset = report["model"], report["dataset"]
     header = (f"model    {model['path']}\nsha256   {model['sha256']}\n"
-              f"dataset  {dataset['path']} ({dataset['images']} test images)")
+              f"dataset  {dataset['path']} ({dataset['images']} {dataset['split']} images)")
     sections = [
         header,
         accuracy_table(report, "Test accuracy (%)"),

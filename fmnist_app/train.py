@@ -160,6 +160,7 @@ class Data:
     monitor_name: str             # "val", or "test_monitor" when nothing is held out
     monitor_images: np.ndarray
     monitor_labels: np.ndarray
+    extra_held_out: tuple = ()    # (images, labels) of the user's images kept for measuring
 
 
 @dataclass
@@ -229,8 +230,39 @@ def load_data(config):
     else:  # all 60k train; the test set is only watched for the curve, never used to choose.
         monitor = "test_monitor", *load_split("test", config.DATA_DIR or None)
     name, monitor_images, monitor_labels = monitor
-    return Data(images[train_idx], labels[train_idx], name, monitor_images,
+    data = Data(images[train_idx], labels[train_idx], name, monitor_images,
                 monitor_labels.astype(np.int64))
+    return mix_in_extra(config, data) if config.EXTRA_DATA_DIR else data
+
+
+def mix_in_extra(config, data):
+    """Add the user's labelled images: EXTRA_HOLDOUT of each class held out to measure on,
+    the rest repeated until they are EXTRA_SHARE of the training examples (a few dozen
+    images would otherwise be lost among 57,000)."""
+    from fmnist_app.live.collect import CollectError, read_examples
+    try:
+        images, labels, skipped = read_examples(config.EXTRA_DATA_DIR)
+    except CollectError as err:
+        raise TrainingError(str(err)) from None
+    for path, why in skipped:
+        print(f"skipped {path}: {why}")
+    if len(images) < 2:
+        raise TrainingError(f"EXTRA_DATA_DIR {config.EXTRA_DATA_DIR} holds {len(images)} usable "
+                            "images; save some with the window's 0-9 keys first")
+    rng = np.random.default_rng(config.SEED)
+    held_out = np.concatenate([
+        rng.permutation(np.flatnonzero(labels == c))[:int(config.EXTRA_HOLDOUT *
+                                                           np.sum(labels == c))]
+        for c in np.unique(labels)]).astype(int)
+    kept = np.setdiff1d(np.arange(len(labels)), held_out)
+    repeats = max(1, round(config.EXTRA_SHARE * len(data.train_labels)
+                           / ((1 - config.EXTRA_SHARE) * max(len(kept), 1))))
+    print(f"your images: {len(kept)} to train on (x{repeats}), {len(held_out)} held out")
+    extra_labels = np.tile(labels[kept], repeats).astype(data.train_labels.dtype)
+    data.train_images = np.concatenate([data.train_images, np.tile(images[kept], (repeats, 1, 1))])
+    data.train_labels = np.concatenate([data.train_labels, extra_labels])
+    data.extra_held_out = (images[held_out], labels[held_out])
+    return data
 
 
 def build_state(config, strategy, checkpoint_dir):
@@ -430,6 +462,12 @@ def score_and_record(config, state, data, graph_path, global_batch, stopped_earl
     test_predictions = FrozenModel(graph_path).predict(test_images).argmax(axis=1)
     test_accuracy, test_per_class = class_accuracies(test_predictions, test_labels)
     steps, wall_seconds = int(state.step.numpy()), float(state.elapsed.numpy())
+    extra = {}
+    if len(data.extra_held_out) and len(data.extra_held_out[1]):
+        images, labels = data.extra_held_out
+        right = FrozenModel(graph_path).predict(images).argmax(axis=1) == labels
+        extra = {"extra_held_out_images": int(len(labels)),
+                 "extra_held_out_accuracy": float(right.mean())}
     metrics = {
         "git_commit": git_commit(), "cpu": cpu_model(), "model": config.MODEL,
         "parameters": state.model.count_params(), "seed": config.SEED, "steps": steps,
@@ -441,7 +479,7 @@ def score_and_record(config, state, data, graph_path, global_batch, stopped_earl
         "validation_accuracy": float(state.best_accuracy.numpy()) if config.VALIDATION_SIZE
         else None,
         "test_accuracy": test_accuracy, "test_per_class": test_per_class,
-        "frozen_graph": str(graph_path),
+        "frozen_graph": str(graph_path), **extra,
     }
     write_atomically((json.dumps(metrics, indent=2) + "\n").encode(),
                      config.run_dir / "metrics.json")

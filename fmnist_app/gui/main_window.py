@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from fmnist_app.dataset import CLASS_NAMES
 from fmnist_app.gui.widgets import FrameView, InputPreview, TopBars, big_font
 from fmnist_app.gui.worker import PipelineWorker, Settings
+from fmnist_app.live.collect import CollectError, counts, remove_example, save_example
 from fmnist_app.live.headless import CSV_COLUMNS, csv_row
 from fmnist_app.live.pipeline import (
     BAD_FRAME,
@@ -37,7 +38,8 @@ from fmnist_app.live.window_options import mirror_for
 from fmnist_app.sources import IMAGE_SUFFIXES, SourceSpec
 
 KEYS_HELP = ("Space pause · S snapshot · M mirror · C next camera · A all classes · "
-             "R record CSV · O open · ←/→ folder images · Esc/Q quit")
+             "R record CSV · O open · ←/→ folder images · 0-9 save as that class · "
+             "Backspace undo · Esc/Q quit")
 FIRST_RUN_HINT = ("Tip: hold the garment flat in front of a plain background, fill most of the "
                   "blue box, and hold still for a moment.")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -92,6 +94,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("fmnist: live Fashion-MNIST classifier")
         self._build()
         self.frame_view.set_notice(FIRST_RUN_HINT)
+        self._show_example_counts()
         # Keys go to the window itself: no child takes focus, so Space never presses a button.
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAcceptDrops(True)
@@ -137,11 +140,24 @@ class MainWindow(QMainWindow):
         self.open_button = QPushButton("Open… (O)")
         self.open_button.setToolTip("An image, a video, or drop a file or folder on the window")
         self.open_button.clicked.connect(self.open_file)
+        self.label_picker = QComboBox()
+        for index, name in enumerate(CLASS_NAMES):
+            self.label_picker.addItem(f"{index}  {name}", index)
+        self.save_example_button = QPushButton("Save example")
+        self.save_example_button.setToolTip(
+            f"Save this frame as an example of the chosen class in {self.options.collect_dir}")
+        self.save_example_button.clicked.connect(
+            lambda: self.save_example(self.label_picker.currentData()))
+        self.examples_line = QLabel("")
+        self.examples_line.setWordWrap(True)
+        self.examples_line.setStyleSheet("color: gray;")
+        self.saved_examples = []         # for Backspace: the newest last
         self.all_classes_box = QCheckBox("All ten classes (A)")
         self.all_classes_box.toggled.connect(self._all_classes_toggled)
         for control in (self.source_picker, self.demo_button, self.mirror_box,
                         self.pause_button, self.snapshot_button, self.record_button,
-                        self.open_button, self.all_classes_box):
+                        self.open_button, self.all_classes_box, self.label_picker,
+                        self.save_example_button):
             control.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self._box_size_changed(self.box_slider.value(), notify=False)
         self._threshold_changed(self.threshold_slider.value())
@@ -172,6 +188,11 @@ class MainWindow(QMainWindow):
         buttons.addWidget(self.snapshot_button)
         buttons.addWidget(self.record_button)
         side.addLayout(buttons)
+        examples = QHBoxLayout()
+        examples.addWidget(self.label_picker, 1)
+        examples.addWidget(self.save_example_button)
+        side.addLayout(examples)
+        side.addWidget(self.examples_line)
         side.addWidget(self.model_line)
         side.addStretch(1)
         keys_help = QLabel(KEYS_HELP)
@@ -399,6 +420,35 @@ class MainWindow(QMainWindow):
             self.open_path(Path(local[0]))
             event.acceptProposedAction()
 
+    # ---------------------------------------------------------------- your own examples
+    def save_example(self, label):
+        if self.current is None:
+            self.statusBar().showMessage("nothing to save yet: no frame has arrived")
+            return
+        try:
+            path = save_example(self.options.collect_dir, label, self.current.result,
+                                self.worker.source_name)
+        except CollectError as err:
+            self._snapshot_failed(str(err))
+            return
+        self.saved_examples.append(path)
+        self.statusBar().showMessage(f"saved an example of {CLASS_NAMES[label]}: {path}")
+        self._show_example_counts()
+
+    def undo_example(self):
+        if not self.saved_examples:
+            self.statusBar().showMessage("no example saved in this session to undo")
+            return
+        path = self.saved_examples.pop()
+        remove_example(path)
+        self.statusBar().showMessage(f"removed {path}")
+        self._show_example_counts()
+
+    def _show_example_counts(self):
+        numbers = counts(self.options.collect_dir)
+        self.examples_line.setText("Examples: " + " · ".join(
+            f"{i} {n}" for i, n in enumerate(numbers)) + f"  (in {self.options.collect_dir})")
+
     # ---------------------------------------------------------------- recording
     def _record_toggled(self, on):
         if on:
@@ -433,6 +483,13 @@ class MainWindow(QMainWindow):
                    Qt.Key.Key_Left: lambda: self.worker.request_step(-1),
                    Qt.Key.Key_Right: lambda: self.worker.request_step(1),
                    Qt.Key.Key_Escape: self.close, Qt.Key.Key_Q: self.close}
+        digits = {getattr(Qt.Key, f"Key_{i}"): i for i in range(len(CLASS_NAMES))}
+        if event.key() in digits:
+            self.save_example(digits[event.key()])
+            return
+        if event.key() == Qt.Key.Key_Backspace:
+            self.undo_example()
+            return
         action = actions.get(event.key())
         if action is None:
             super().keyPressEvent(event)

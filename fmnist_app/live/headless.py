@@ -4,6 +4,7 @@ import csv
 import sys
 import time
 
+from fmnist_app.dataset import CLASS_NAMES
 from fmnist_app.live.pipeline import Pipeline, load_classifier
 from fmnist_app.sources import FrameUnavailable, SourceEnded, open_source
 
@@ -20,12 +21,42 @@ def csv_row(result, seconds):
             f"{result.pipeline_ms:.2f}"]
 
 
-def run_headless(spec, model_path, predictions_path, box_fraction, mirror, max_frames=None):
+def read_labels(path):
+    """{frame index: class index} from a CSV with columns frame,class (index or name)."""
+    from fmnist_app.live.collect import CollectError, class_of_folder
+    labels = {}
+    try:
+        with open(path, newline="") as f:
+            for number, row in enumerate(csv.DictReader(f), start=2):
+                name = (row.get("class") or "").strip()
+                if name.isdigit() and int(name) < len(CLASS_NAMES):
+                    label = int(name)
+                elif name in CLASS_NAMES:
+                    label = CLASS_NAMES.index(name)
+                else:
+                    label = class_of_folder(name)
+                if label is None or not (row.get("frame") or "").strip().isdigit():
+                    raise CollectError(f"{path} line {number}: expected frame,class with a "
+                                       f"frame number and a class name or 0-9, got {row}")
+                labels[int(row["frame"])] = label
+    except (OSError, UnicodeDecodeError) as err:
+        if isinstance(err, CollectError):
+            raise
+        raise CollectError(f"cannot read labels {path} ({err}); give a CSV with a header "
+                           "frame,class") from None
+    return labels
+
+
+def run_headless(spec, model_path, predictions_path, box_fraction, mirror, max_frames=None,
+                 collect_dir=None, labels=None):
     """Classify every frame of `spec` into `predictions_path`; returns the number of rows.
 
+    With `labels` ({frame: class}) the labelled frames are also saved as examples into
+    `collect_dir`, as the window's 0-9 keys do.
     Raises ModelError / SourceError (one-line messages) when the model or source is unusable.
     Ctrl-C stops early and keeps the rows written so far.
     """
+    from fmnist_app.live.collect import save_example
     pipeline = Pipeline(load_classifier(model_path))
     source = open_source(spec, live=False)
     rows = 0
@@ -46,6 +77,8 @@ def run_headless(spec, model_path, predictions_path, box_fraction, mirror, max_f
                 if result.problem:
                     print(f"warning: frame {result.index}: {result.problem}", file=sys.stderr)
                 writer.writerow(csv_row(result, time.perf_counter() - started))
+                if labels and result.index in labels:
+                    save_example(collect_dir, labels[result.index], result, source.name)
                 rows += 1
         except KeyboardInterrupt:
             print("interrupted; keeping the rows written so far", file=sys.stderr)

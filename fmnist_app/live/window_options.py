@@ -14,6 +14,7 @@ class WindowOptions:
     box_fraction: float = 0.6
     threshold: float = 0.5
     snapshot_dir: Path = Path("snapshots")
+    collect_dir: Path = Path("my_garments")
 
 
 def mirror_for(spec, mirror_mode):

@@ -1,0 +1,119 @@
+"""Your own garments: collect labelled frames with --no-gui, measure a model on the folder
+with benchmark.py --images, fine-tune on it from a finished run, load the result in the demo."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from test_train_export import tiny_config
+
+import demo_program
+from conftest import ROOT
+from fmnist_app import scenes
+from fmnist_app.dataset import CLASS_NAMES, load_split
+from fmnist_app.live.collect import class_folder, counts, read_examples, remove_example
+from fmnist_app.live.pipeline import load_classifier
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from fmnist_app.export import export_frozen_graph
+    from fmnist_app.models import create_model
+    return export_frozen_graph(create_model("simple_model_1"),
+                               tmp_path_factory.mktemp("model") / "frozen_inference_graph.pb")
+
+
+@pytest.fixture(scope="module")
+def clip_and_labels(tmp_path_factory):
+    """Ten scenes of test garments, 3 frames each, and a labels CSV for every frame."""
+    images, labels = load_split("test")
+    folder = tmp_path_factory.mktemp("clip")
+    path = folder / "garments.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    rows, rng = ["frame,class"], np.random.default_rng(5)
+    for number, index in enumerate(range(10)):
+        for frame in scenes.render("plain light background", images[index], rng, 3):
+            writer.write(frame)
+            name = CLASS_NAMES[labels[index]] if number % 2 else labels[index]  # either way
+            rows.append(f"{len(rows) - 1},{name}")
+    writer.release()
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return path, folder / "labels.csv", labels[:10]
+
+
+def test_no_gui_collects_the_labelled_frames(clip_and_labels, tiny_model, tmp_path):
+    clip, labels_csv, labels = clip_and_labels
+    collected = tmp_path / "mine"
+    demo_program.main(["--no-gui", "--video", str(clip), "--model", str(tiny_model),
+                       "--predictions", str(tmp_path / "rows.csv"), "--labels", str(labels_csv),
+                       "--collect-dir", str(collected)])
+    expected = np.bincount(np.repeat(labels, 3), minlength=10)
+    assert counts(collected) == expected.tolist()
+    example = next((collected / class_folder(int(labels[0]))).glob("*.json"))
+    record = json.loads(example.read_text())
+    assert record["label"] == CLASS_NAMES[labels[0]] and record["source"].startswith("video")
+    images, read_labels, skipped = read_examples(collected)
+    assert len(images) == 30 and sorted(read_labels) == sorted(np.repeat(labels, 3))
+    assert skipped == []
+    remove_example(next((collected / class_folder(int(labels[0]))).glob("2*[0-9].png")))
+    assert sum(counts(collected)) == 29
+
+
+def test_a_bad_labels_file_is_one_line(tiny_model, clip_and_labels, tmp_path):
+    clip, _, _ = clip_and_labels
+    bad = tmp_path / "labels.csv"
+    bad.write_text("frame,class\n0,Jumper\n")
+    with pytest.raises(SystemExit) as exit_info:
+        demo_program.main(["--no-gui", "--video", str(clip), "--model", str(tiny_model),
+                           "--predictions", str(tmp_path / "rows.csv"), "--labels", str(bad)])
+    assert "line 2" in str(exit_info.value.code) and "\n" not in str(exit_info.value.code)
+
+
+def test_benchmark_images_measures_a_folder_and_skips_what_is_not_an_image(tiny_model,
+                                                                          tmp_path):
+    images, labels = load_split("test")
+    folder = tmp_path / "mine"
+    for i in range(20):
+        target = folder / class_folder(int(labels[i]))
+        target.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target / f"{i}.png"), images[i])
+    crop = scenes.render("plain light background", images[20], np.random.default_rng(0))[0]
+    (folder / class_folder(int(labels[20]))).mkdir(exist_ok=True)
+    cv2.imwrite(str(folder / class_folder(int(labels[20])) / "photo.jpg"),
+                crop[80:400, 160:480])                        # a crop: preprocessed first
+    (folder / class_folder(0)).mkdir(exist_ok=True)
+    (folder / class_folder(0) / "notes.txt").write_text("not an image")
+    (folder / "holiday").mkdir()
+    out = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, "benchmark.py", "--model", str(tiny_model),
+                             "--images", str(folder), "--json", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "notes.txt: not an image" in result.stdout
+    assert "holiday: not a class folder" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["dataset"]["images"] == 21 and report["dataset"]["split"] == "your images"
+    assert np.asarray(report["confusion_matrix"]).sum() == 21
+
+
+def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, tmp_path):
+    from fmnist_app import train
+    base = tiny_config(fake_data_dir, tmp_path, STEPS=10, EVAL_EVERY=10, CHECKPOINT_EVERY=10)
+    train.train(base)
+    mine = tmp_path / "mine"
+    images, labels = load_split("train", fake_data_dir)
+    for i in range(40):
+        target = mine / class_folder(int(labels[i]))
+        target.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target / f"{i}.png"), images[i])
+    tuned = tiny_config(fake_data_dir, tmp_path, MODEL_DIR="tuned", STEPS=10, EVAL_EVERY=10,
+                        CHECKPOINT_EVERY=10, INIT_FROM=str(base.run_dir),
+                        EXTRA_DATA_DIR=str(mine), OUTLIER_FRACTION=0.1)
+    metrics = train.train(tuned)
+    assert metrics["extra_held_out_images"] == 20
+    assert 0.0 <= metrics["extra_held_out_accuracy"] <= 1.0
+    classifier = load_classifier(tuned.run_dir / "frozen_inference_graph.pb")
+    assert classifier.probabilities(images[0]).shape == (10,)
