@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt
 import demo_program
 from fmnist_app.dataset import CLASS_NAMES
 from fmnist_app.gui.main_window import MainWindow
-from fmnist_app.gui.worker import PipelineWorker, Settings, to_qimage
+from fmnist_app.gui.worker import to_qimage
 from fmnist_app.live.window_options import WindowOptions
 from fmnist_app.sources import DemoSource, SourceSpec
 
@@ -83,13 +83,14 @@ def test_space_pauses_and_resumes(qtbot, open_window, clip):
     window = open_window(SourceSpec("video", clip))
     wait_for_results(qtbot, window, 2)
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    assert window.pause_button.isChecked() and window.worker.settings().paused
+    qtbot.waitUntil(lambda: window.worker.settings.paused, timeout=WAIT_MS)
+    assert window.pause_button.isChecked()
     qtbot.wait(300)                                       # let a frame in flight land
     frozen = window.results_shown
     qtbot.wait(500)
     assert window.results_shown == frozen
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    assert not window.worker.settings().paused
+    qtbot.waitUntil(lambda: not window.worker.settings.paused, timeout=WAIT_MS)
     wait_for_results(qtbot, window, 3)
 
 
@@ -129,11 +130,11 @@ def test_s_saves_frame_crop_input_and_json(qtbot, open_window, clip, tmp_path):
 def test_closing_stops_the_worker_and_releases_the_source(qtbot, open_window, clip):
     window = open_window(SourceSpec("video", clip))
     wait_for_results(qtbot, window, 2)
-    assert window.worker.source_name == "video clip.avi"
+    assert window.source_name == "video clip.avi"
     with qtbot.waitSignal(window.worker.finished, timeout=WAIT_MS):
         window.close()
     assert window.worker_thread.isFinished()
-    assert window.worker.source_name == ""
+    assert window.worker._source is None                # the capture was released
 
 
 def test_a_missing_video_shows_the_problem_and_the_window_stays_usable(qtbot, open_window,
@@ -168,16 +169,20 @@ def test_without_a_model_the_picture_still_runs(qtbot, open_window, clip, tmp_pa
     assert window.prediction.text() == "no model"
 
 
-def test_latest_result_wins_and_signals_do_not_pile_up():
-    worker = PipelineWorker(SourceSpec("demo"), "unused.pb", Settings(False, 0.6))
-    signals = []
-    worker.result_ready.connect(lambda: signals.append(1))
-    for result in ("old", "older news", "newest"):
-        worker._publish(result)
-    assert signals == [1]                          # one wake-up for three results
-    assert worker.take_result() == "newest" and worker.take_result() is None
-    worker._publish("next")
-    assert signals == [1, 1]
+def test_latest_result_wins_and_signals_do_not_pile_up(qtbot, open_window, clip):
+    """While the window has not taken a Delivery, the worker sends no other: frames go on
+    being processed, but nothing queues up behind a slow window."""
+    window = open_window(SourceSpec("video", clip))
+    wait_for_results(qtbot, window, 2)
+    sent = []
+    window.worker.result_ready.connect(sent.append, Qt.ConnectionType.DirectConnection)
+    window.worker.result_ready.disconnect(window._show_delivery)
+    qtbot.wait(1000)
+    assert len(sent) == 1                          # one Delivery, then it waited
+    window.worker.result_ready.connect(window._show_delivery)
+    window._show_delivery(sent[0])                 # taken: the next one may come
+    qtbot.waitUntil(lambda: len(sent) >= 2, timeout=WAIT_MS)
+    assert sent[1].result.index > sent[0].result.index
 
 
 def test_qimages_own_their_pixels():

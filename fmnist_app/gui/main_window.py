@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QThread, Slot
+from PySide6.QtCore import QMetaObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -77,8 +77,17 @@ def slider(low, high, value, on_change):
 
 
 class MainWindow(QMainWindow):
+    # The user's choices, queued to the worker's slots in its own thread.
+    source_requested = Signal(object)
+    mirror_changed = Signal(bool)
+    box_changed = Signal(float)
+    pause_changed = Signal(bool)
+    step_requested = Signal(int)
+    snapshot_requested = Signal(object, object, str)
+
     def __init__(self, options):
         super().__init__()
+        self.source_name = ""
         self.options = options
         self.threshold = options.threshold
         self.current = None              # the Delivery on screen
@@ -120,7 +129,7 @@ class MainWindow(QMainWindow):
         self.demo_button.clicked.connect(lambda: self.choose_source(DEMO_SPEC))
         self.mirror_box = QCheckBox("Mirror (M)")
         self.mirror_box.setChecked(mirror_for(self.options.source, self.options.mirror_mode))
-        self.mirror_box.toggled.connect(lambda on: self.worker.update_settings(mirror=on))
+        self.mirror_box.toggled.connect(self.mirror_changed)
         self.box_label = QLabel()
         self.box_slider = slider(20, 100, round(100 * self.options.box_fraction),
                                  self._box_size_changed)
@@ -215,9 +224,14 @@ class MainWindow(QMainWindow):
         self.worker = PipelineWorker(self.options.source, self.options.model_path, settings)
         self.worker_thread = QThread(self)
         self.worker.moveToThread(self.worker_thread)
-        self.worker_thread.started.connect(self.worker.run)
-        self.worker.finished.connect(self.worker_thread.quit)
-        self.worker.result_ready.connect(self._show_latest)
+        self.worker_thread.started.connect(self.worker.start)
+        self.source_requested.connect(self.worker.set_source)
+        self.mirror_changed.connect(self.worker.set_mirror)
+        self.box_changed.connect(self.worker.set_box_fraction)
+        self.pause_changed.connect(self.worker.set_paused)
+        self.step_requested.connect(self.worker.step)
+        self.snapshot_requested.connect(self.worker.save_snapshot)
+        self.worker.result_ready.connect(self._show_delivery)
         self.worker.status.connect(self._show_status)
         self.worker.model_status.connect(self._show_model_status)
         self.worker.cameras_found.connect(self._cameras_found)
@@ -229,7 +243,9 @@ class MainWindow(QMainWindow):
     def shutdown(self):
         """Stop = flag + wait: the worker leaves its loop and releases the camera."""
         if self.worker_thread.isRunning():
-            self.worker.stop()
+            # Waits for the frame in hand (or the model still loading) to finish first.
+            QMetaObject.invokeMethod(self.worker, "stop",
+                                     Qt.ConnectionType.BlockingQueuedConnection)
             self.worker_thread.quit()
             self.worker_thread.wait()
 
@@ -240,11 +256,8 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- worker -> screen
     # Slots for the worker's signals: Qt queues each call to this, the GUI, thread.
-    @Slot()
-    def _show_latest(self):
-        delivery = self.worker.take_result()
-        if delivery is None:
-            return
+    @Slot(object)
+    def _show_delivery(self, delivery):
         self.current = delivery
         self.results_shown += 1
         result = delivery.result
@@ -263,6 +276,7 @@ class MainWindow(QMainWindow):
             file, writer, started = self.recording
             writer.writerow(csv_row(result, time.monotonic() - started))
             file.flush()
+        self.worker.delivery_taken()
         self.stats.setText(f"{result.fps:.1f} fps · model {result.inference_ms:.1f} ms · "
                            f"pipeline {result.pipeline_ms:.1f} ms")
 
@@ -312,7 +326,7 @@ class MainWindow(QMainWindow):
         if self.sticky_message:
             self.sticky_message = ""
             self.statusBar().setStyleSheet("")
-            name = self.worker.source_name
+            name = self.source_name
             self.statusBar().showMessage(f"showing {name}" if name else "")
 
     @Slot(object)
@@ -330,9 +344,9 @@ class MainWindow(QMainWindow):
         self.cameras, self.cameras_checked = cameras, True
         self._rebuild_source_picker()
 
-    @Slot(object)
-    def _source_opened(self, spec):
-        self.current_spec = spec
+    @Slot(object, str)
+    def _source_opened(self, spec, name):
+        self.current_spec, self.source_name = spec, name
         self._rebuild_source_picker()
 
     def _rebuild_source_picker(self):
@@ -356,7 +370,7 @@ class MainWindow(QMainWindow):
         self.current_spec = spec
         self.pause_button.setChecked(False)
         self.mirror_box.setChecked(mirror_for(spec, self.options.mirror_mode))
-        self.worker.request_source(spec)
+        self.source_requested.emit(spec)
 
     def cycle_camera(self):
         if not self.cameras:
@@ -372,11 +386,11 @@ class MainWindow(QMainWindow):
 
     def _pause_toggled(self, paused):
         self.pause_button.setText("Resume (Space)" if paused else "Pause (Space)")
-        self.worker.update_settings(paused=paused)
+        self.pause_changed.emit(paused)
         if paused:
             self.statusBar().showMessage("paused: Space resumes, S saves this frame")
-        elif self.worker.source_name:
-            self.statusBar().showMessage(f"showing {self.worker.source_name}")
+        elif self.source_name:
+            self.statusBar().showMessage(f"showing {self.source_name}")
 
     def toggle_mirror(self):
         self.mirror_box.toggle()
@@ -384,7 +398,7 @@ class MainWindow(QMainWindow):
     def _box_size_changed(self, percent, notify=True):
         self.box_label.setText(f"Guide box: {percent}% of the frame height")
         if notify:
-            self.worker.update_settings(box_fraction=percent / 100)
+            self.box_changed.emit(percent / 100)
 
     def _threshold_changed(self, percent):
         self.threshold = percent / 100
@@ -396,7 +410,7 @@ class MainWindow(QMainWindow):
         if self.current is None:
             self.statusBar().showMessage("nothing to save yet: no frame has arrived")
             return
-        self.worker.request_snapshot(self.options.snapshot_dir, self.current.result,
+        self.snapshot_requested.emit(self.options.snapshot_dir, self.current.result,
                                      self.prediction.text())
 
     # ---------------------------------------------------------------- opening files
@@ -427,7 +441,7 @@ class MainWindow(QMainWindow):
             return
         try:
             path = save_example(self.options.collect_dir, label, self.current.result,
-                                self.worker.source_name)
+                                self.source_name)
         except CollectError as err:
             self._snapshot_failed(str(err))
             return
@@ -480,8 +494,8 @@ class MainWindow(QMainWindow):
                    Qt.Key.Key_M: self.toggle_mirror, Qt.Key.Key_C: self.cycle_camera,
                    Qt.Key.Key_A: self.all_classes_box.toggle,
                    Qt.Key.Key_R: self.record_button.toggle, Qt.Key.Key_O: self.open_file,
-                   Qt.Key.Key_Left: lambda: self.worker.request_step(-1),
-                   Qt.Key.Key_Right: lambda: self.worker.request_step(1),
+                   Qt.Key.Key_Left: lambda: self.step_requested.emit(-1),
+                   Qt.Key.Key_Right: lambda: self.step_requested.emit(1),
                    Qt.Key.Key_Escape: self.close, Qt.Key.Key_Q: self.close}
         digits = {getattr(Qt.Key, f"Key_{i}"): i for i in range(len(CLASS_NAMES))}
         if event.key() in digits:

@@ -1,19 +1,21 @@
 """The worker thread: owns the source and the model, runs capture -> crop -> preprocess -> infer.
 
-The GUI thread talks to it only through the small thread-safe methods at the top (each takes
-a lock, sets a value, returns), and it talks back only through signals. Results go through a
-one-slot mailbox: a new result replaces an unread one, and `result_ready` is emitted only
-when the slot was empty, so a slow GUI never builds a queue (latest frame wins).
+Shaped like the Qt for Python examples: the worker lives in its own QThread and is driven by
+a QTimer in that thread's event loop, one frame per tick. The window talks to it only through
+signals connected to the slots below (Qt queues them across threads, so a setting arrives
+between two frames), and it talks back only through signals whose payloads carry everything
+(a Delivery, a message). Latest frame wins: a Delivery is sent only when the window has taken
+the previous one (`delivery_taken`); until then new frames replace each other, so a slow
+GUI never builds a queue.
 """
 
 import gc
 import threading
-import time
 from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
 from fmnist_app.inference import ModelError
@@ -21,8 +23,8 @@ from fmnist_app.live.pipeline import Pipeline, load_classifier
 from fmnist_app.live.snapshot import SnapshotError, save_snapshot
 from fmnist_app.sources import FrameUnavailable, SourceError, list_cameras, open_source
 
-IDLE_SECONDS = 0.03           # nap while paused or without a source
-RETRY_NAP_SECONDS = 0.2       # between attempts on a camera that is not there
+IDLE_MS = 30                  # tick interval while paused or without a source
+RETRY_MS = 200                # between attempts on a camera that is not there
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Delivery:
     input_image: QImage
     position: str = ""                  # which image of a folder is on show
 
+
 def to_qimage(array):
     """A QImage holding its own copy of a uint8 BGR or gray array.
 
@@ -56,11 +59,11 @@ def to_qimage(array):
 
 
 class PipelineWorker(QObject):
-    result_ready = Signal()             # take the newest result with take_result()
+    result_ready = Signal(object)       # a Delivery
     status = Signal(str, bool)          # message, is it a problem
     model_status = Signal(str, bool)
     cameras_found = Signal(list)        # camera indices that open
-    source_opened = Signal(object)      # the SourceSpec now showing
+    source_opened = Signal(object, str)  # the SourceSpec now showing, its name
     snapshot_saved = Signal(object)     # the JSON path of a snapshot just written
     snapshot_failed = Signal(str)       # why a snapshot could not be written
     finished = Signal()
@@ -68,114 +71,112 @@ class PipelineWorker(QObject):
     def __init__(self, spec, model_path, settings):
         super().__init__()
         self.model_path = model_path
-        self._lock = threading.Lock()
-        self._requested_spec = spec
-        self._settings = settings
-        self._stop_requested = False
-        self._mailbox = None
-        self._snapshot_request = None
-        self._step_request = 0
+        self.settings = settings
+        self._first_spec = spec
+        self._pipeline = None
         self._source = None
-        self._source_name = ""
+        self._timer = None
         self._last_status = None
+        self._last_frame, self._processed_with = None, None
+        # The one thing both threads touch: set by the window when it has painted a
+        # Delivery, cleared by the worker when it sends the next.
+        self._window_ready = threading.Event()
+        self._window_ready.set()
 
-    # ---------------------------------------------------------------- called from the GUI
-    def request_source(self, spec):
-        with self._lock:
-            self._requested_spec = spec
+    def delivery_taken(self):
+        """Called by the window (any thread) once it has shown a Delivery."""
+        self._window_ready.set()
 
-    def request_step(self, delta):
-        """Arrow keys in folder mode: move `delta` images on."""
-        with self._lock:
-            self._step_request += delta
-
-    def update_settings(self, **changes):
-        with self._lock:
-            self._settings = replace(self._settings, **changes)
-
-    def settings(self):
-        with self._lock:
-            return self._settings
-
-    def request_snapshot(self, folder, result, prediction):
-        """Save `result` (the one on screen) here, between frames: PNG encoding on the GUI
-        thread took up to 30 ms, enough to stutter a busy machine."""
-        with self._lock:
-            self._snapshot_request = (folder, result, prediction)
-
-    def stop(self):
-        with self._lock:
-            self._stop_requested = True
-
-    def take_result(self):
-        with self._lock:
-            delivery, self._mailbox = self._mailbox, None
-        return delivery
-
-    @property
-    def source_name(self):
-        with self._lock:
-            return self._source_name
-
-    # ---------------------------------------------------------------- the worker thread
+    # ---------------------------------------------------------------- slots
     @Slot()
-    def run(self):
+    def start(self):
+        """Load the model, look for cameras, open the first source, start ticking."""
+        # Importing TensorFlow makes ~300k long-lived objects; each full garbage collection
+        # walking them holds the GIL for up to ~200 ms, freezing the GUI thread. So no
+        # collections while loading, and afterwards those objects are exempt from them.
+        gc.disable()
         try:
-            # Importing TensorFlow makes ~300k long-lived objects; each full garbage collection
-            # walking them holds the GIL for up to ~200 ms, freezing the GUI thread. So no
-            # collections while loading, and afterwards those objects are exempt from them.
-            gc.disable()
-            try:
-                pipeline = Pipeline(self._load_classifier())
-            finally:
-                gc.enable()
-                gc.freeze()
-            self.cameras_found.emit(list_cameras())
-            self._loop(pipeline)
+            self._pipeline = Pipeline(self._load_classifier())
         finally:
-            self._close_source()
-            self.finished.emit()
+            gc.enable()
+            gc.freeze()
+        self.cameras_found.emit(list_cameras())
+        self._open(self._first_spec)
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(0)
 
-    def _loop(self, pipeline):
-        last_frame, processed_with, was_paused = None, None, False
-        while True:
-            with self._lock:
-                if self._stop_requested:
-                    return
-                spec, self._requested_spec = self._requested_spec, None
-                snapshot, self._snapshot_request = self._snapshot_request, None
-                step, self._step_request = self._step_request, 0
-                settings = self._settings
-            if step and hasattr(self._source, "step"):
-                self._source.step(step)
-            if snapshot is not None:
-                self._save_snapshot(*snapshot)
-            if spec is not None:
-                self._open(spec)
-                pipeline.reset()
-                last_frame = None
-            if was_paused and not settings.paused:
-                pipeline.reset()             # the scene may have changed during the pause
-            was_paused = settings.paused
-            view = (settings.mirror, settings.box_fraction)
-            # Paused: re-run the held frame only when the view changed (mirror, box size).
-            if settings.paused and last_frame is not None and view != processed_with:
-                frame = last_frame
-            elif settings.paused or self._source is None:
-                time.sleep(IDLE_SECONDS)
-                continue
-            else:
-                frame = self._read()
-                if frame is None:
-                    continue
-                if frame is last_frame and view == processed_with:
-                    continue        # a still image again: its answer is already on screen
-            last_frame, processed_with = frame, view
-            result = pipeline.process(frame, settings.box_fraction, settings.mirror,
-                                      getattr(self._source, "picture", None))
-            self._publish(Delivery(result, to_qimage(result.frame),
-                                   to_qimage(result.model_input),
-                                   getattr(self._source, "position", "")))
+    @Slot()
+    def stop(self):
+        """Stop ticking and release the camera; the window then ends the thread."""
+        if self._timer is not None:
+            self._timer.stop()
+        self._close_source()
+        self.finished.emit()
+
+    @Slot(object)
+    def set_source(self, spec):
+        self._open(spec)
+        if self._pipeline is not None:
+            self._pipeline.reset()
+        self._last_frame = None
+
+    @Slot(bool)
+    def set_mirror(self, on):
+        self.settings = replace(self.settings, mirror=on)
+
+    @Slot(float)
+    def set_box_fraction(self, fraction):
+        self.settings = replace(self.settings, box_fraction=fraction)
+
+    @Slot(bool)
+    def set_paused(self, paused):
+        if self.settings.paused and not paused and self._pipeline is not None:
+            self._pipeline.reset()           # the scene may have changed during the pause
+        self.settings = replace(self.settings, paused=paused)
+
+    @Slot(int)
+    def step(self, delta):
+        """Arrow keys in folder mode: move `delta` images on."""
+        if hasattr(self._source, "step"):
+            self._source.step(delta)
+
+    @Slot(object, object, str)
+    def save_snapshot(self, folder, result, prediction):
+        """Here, between frames: PNG encoding on the GUI thread took up to 30 ms."""
+        name = self._source.name if self._source is not None else ""
+        try:
+            path = save_snapshot(folder, result, prediction, name, self.model_path)
+        except SnapshotError as err:
+            self.snapshot_failed.emit(str(err))
+            return
+        self.snapshot_saved.emit(path)
+
+    # ---------------------------------------------------------------- one frame per tick
+    def _tick(self):
+        settings = self.settings
+        view = (settings.mirror, settings.box_fraction)
+        # Paused: re-run the held frame only when the view changed (mirror, box size).
+        if settings.paused and self._last_frame is not None and view != self._processed_with:
+            frame = self._last_frame
+        elif settings.paused or self._source is None:
+            self._timer.setInterval(IDLE_MS)
+            return
+        else:
+            frame = self._read()
+            if frame is None:
+                return
+            if frame is self._last_frame and view == self._processed_with:
+                return            # a still image again: its answer is already on screen
+        self._timer.setInterval(0)
+        self._last_frame, self._processed_with = frame, view
+        result = self._pipeline.process(frame, settings.box_fraction, settings.mirror,
+                                        getattr(self._source, "picture", None))
+        if self._window_ready.is_set():
+            self._window_ready.clear()
+            self.result_ready.emit(Delivery(
+                result, to_qimage(result.frame), to_qimage(result.model_input),
+                getattr(self._source, "position", "")))
 
     def _load_classifier(self):
         self.model_status.emit(f"loading {self.model_path} ...", False)
@@ -194,9 +195,7 @@ class PipelineWorker(QObject):
         except SourceError as err:
             self._say(str(err), problem=True)
             return
-        with self._lock:
-            self._source_name = self._source.name
-        self.source_opened.emit(spec)
+        self.source_opened.emit(spec, self._source.name)
         self._say(f"showing {self._source.name}", problem=False)
 
     def _read(self):
@@ -205,7 +204,7 @@ class PipelineWorker(QObject):
             frame = self._source.read()
         except FrameUnavailable as err:
             self._say(str(err), problem=True)
-            time.sleep(RETRY_NAP_SECONDS)
+            self._timer.setInterval(RETRY_MS)
             return None
         except SourceError as err:
             self._say(str(err), problem=True)
@@ -214,21 +213,6 @@ class PipelineWorker(QObject):
         if self._last_status and self._last_status[1]:      # frames flow again after a problem
             self._say(f"showing {self._source.name}", problem=False)
         return frame
-
-    def _save_snapshot(self, folder, result, prediction):
-        try:
-            path = save_snapshot(folder, result, prediction, self.source_name, self.model_path)
-        except SnapshotError as err:
-            self.snapshot_failed.emit(str(err))
-            return
-        self.snapshot_saved.emit(path)
-
-    def _publish(self, delivery):
-        with self._lock:
-            slot_was_empty = self._mailbox is None
-            self._mailbox = delivery
-        if slot_was_empty:
-            self.result_ready.emit()
 
     def _say(self, message, problem):
         if (message, problem) != self._last_status:
@@ -239,5 +223,3 @@ class PipelineWorker(QObject):
         if self._source is not None:
             self._source.close()
             self._source = None
-            with self._lock:
-                self._source_name = ""
