@@ -49,6 +49,8 @@ def check_writable(json_path, plots_dir):
 
 
 def run(args):
+    import numpy as np
+
     from fmnist_app import calibration, evaluation
     from fmnist_app.dataset import find_data_dir, load_split
     from fmnist_app.evaluation import ReportError
@@ -72,8 +74,11 @@ def run(args):
         data_dir = find_data_dir(args.data_dir)
         images, labels = load_split("test", data_dir)
 
-    probabilities, timing = evaluation.timed_predictions(model, images)
-    two_view_logits = calibration.two_view_logits(model, images)
+    logits, timing = evaluation.timed_predictions(model, images)
+    probabilities = calibration.softmax(logits.astype(float))
+    # The demo's two views: these logits and the mirrored images' (one more pass, not two).
+    mirrored = model.logits(np.ascontiguousarray(np.asarray(images)[:, :, ::-1]))
+    two_view_logits = (logits + mirrored) / 2
     tta = calibration.softmax(two_view_logits.astype(float)) if args.tta else None
     report = evaluation.build_report(
         args.model, data_dir, labels, probabilities, timing, tta,

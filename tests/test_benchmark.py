@@ -143,27 +143,6 @@ def test_timing_and_model_identity_are_recorded(benchmark_run, tiny_graph):
 
 # --------------------------------------------------------------------------- flip TTA
 
-class StubModel:
-    """Predicts footwear (class 7) for images whose left half is brighter, else class 0."""
-
-    def predict(self, images, batch_size=None):
-        left_brighter = images[:, :, :14].sum(axis=(1, 2)) > images[:, :, 14:].sum(axis=(1, 2))
-        probabilities = np.full((len(images), 10), 0.02)
-        probabilities[np.arange(len(images)), np.where(left_brighter, 7, 0)] = 0.82
-        return probabilities
-
-
-def test_tta_never_mixes_in_the_mirror_of_a_predicted_shoe():
-    images = np.zeros((2, 28, 28), np.uint8)
-    images[0, :, :5] = 255   # left bright: predicted class 7, must stay as it is
-    images[1, :, -5:] = 255  # right bright: class 0, averaged with its mirror (class 7)
-    model = StubModel()
-    plain = model.predict(images)
-    tta = evaluation.flip_tta_probabilities(model, images, plain)
-    np.testing.assert_array_equal(tta[0], plain[0])
-    np.testing.assert_allclose(tta[1], (plain[1] + plain[0]) / 2)
-
-
 def test_tta_is_reported_apart_from_the_plain_number(benchmark_run):
     stdout, report, _ = benchmark_run
     assert report["tta"]["rule"] == evaluation.TTA_RULE
@@ -202,7 +181,7 @@ def test_plots_are_valid_pngs(benchmark_run):
     _, _, plots = benchmark_run
     names = sorted(p.name for p in plots.iterdir())
     assert names == ["confusion_matrix.png", "misclassified.png", "per_class_accuracy.png",
-                     "precision_recall_f1.png"]
+                     "precision_recall_f1.png", "reliability.png"]
     for name in names:
         data = (plots / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 1000, name
@@ -229,7 +208,7 @@ def test_missing_model_is_one_clear_line_from_the_command_line(tmp_path, noisy_t
 
 @pytest.mark.parametrize("argv, expected", [
     ("--model {corrupt} --data-dir {data}", "not a frozen TensorFlow graph"),
-    ("--model {graph} --data-dir {tmp}/nowhere", "Fashion-MNIST not found at"),
+    ("--model {graph} --data-dir {tmp}/nowhere", "Fashion-MNIST folder"),
     ("--model {graph} --data-dir {tmp}", "t10k-images-idx3-ubyte[.gz] is missing"),
     ("--model {graph} --data-dir {data} --compare {tmp}/x.json",
      "not found; write one with `python benchmark.py --json"),
@@ -250,3 +229,11 @@ def test_bad_input_is_a_one_line_error(argv, expected, tmp_path, tiny_graph, noi
     assert captured.out == ""
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
     assert expected in captured.err
+
+
+def test_calibration_is_reported_even_without_a_calibration_file(benchmark_run):
+    stdout, report, _ = benchmark_run
+    numbers = report["calibration"]
+    assert numbers["temperature"] == 1.0 and numbers["reject_below"] is None
+    assert 0.0 <= numbers["ece_before"] <= 1.0
+    assert "Calibration: none" in stdout and "fmnist_app.calibrate" in stdout
