@@ -348,3 +348,17 @@ def test_opening_a_folder_steps_through_it_with_the_arrow_keys(qtbot, open_windo
 def test_the_first_run_tip_shows_until_a_garment_is_recognised(qtbot, open_window, clip):
     window = open_window(SourceSpec("video", clip))
     assert "plain background" in window.frame_view.notice
+
+
+def test_the_model_picker_switches_models_live(qtbot, open_window, clip, tiny_model, tmp_path):
+    from fmnist_app.export import export_frozen_graph
+    from fmnist_app.gui.main_window import available_models
+    from fmnist_app.models import create_model
+    other = export_frozen_graph(create_model("fastnet_small"),
+                                tmp_path / "other" / "frozen_inference_graph.pb")
+    window = open_window(SourceSpec("video", clip))
+    assert available_models(tiny_model)[0] == tiny_model
+    wait_for_results(qtbot, window, 2)
+    window.model_requested.emit(other)
+    qtbot.waitUntil(lambda: window.model_line.text() == f"model: {other}", timeout=WAIT_MS)
+    wait_for_results(qtbot, window, 2)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fmnist_app.dataset import CLASS_NAMES
+from fmnist_app.dataset import CLASS_NAMES, GRAPH_FILENAME, SHIPPED_MODEL_DIR
 from fmnist_app.gui.widgets import FrameView, InputPreview, TopBars, big_font
 from fmnist_app.gui.worker import PipelineWorker, Settings
 from fmnist_app.live.collect import CollectError, counts, remove_example, save_example
@@ -46,6 +46,17 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 OPEN_FILTER = (f"Images and videos (*{' *'.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)});;"
                "All files (*)")
 DEMO_SPEC = SourceSpec("demo")
+
+
+def available_models(current):
+    """The model given on the command line first, then every trained run's graph."""
+    found = sorted(Path(SHIPPED_MODEL_DIR).parent.glob(f"*/{GRAPH_FILENAME}"))
+    current = Path(current)
+    return [current] + [p for p in found if p.resolve() != current.resolve()]
+
+
+def model_label(path):
+    return f"Model: {Path(path).parent.name}"
 
 
 def prediction_text(result, threshold):
@@ -84,6 +95,7 @@ class MainWindow(QMainWindow):
     pause_changed = Signal(bool)
     step_requested = Signal(int)
     snapshot_requested = Signal(object, object, str)
+    model_requested = Signal(object)
 
     def __init__(self, options):
         super().__init__()
@@ -161,12 +173,18 @@ class MainWindow(QMainWindow):
         self.examples_line.setWordWrap(True)
         self.examples_line.setStyleSheet("color: gray;")
         self.saved_examples = []         # for Backspace: the newest last
+        self.model_picker = QComboBox()
+        self.model_picker.setToolTip("Every output_dir/*/frozen_inference_graph.pb; switches live")
+        for path in available_models(self.options.model_path):
+            self.model_picker.addItem(model_label(path), path)
+        self.model_picker.activated.connect(
+            lambda index: self.model_requested.emit(self.model_picker.itemData(index)))
         self.all_classes_box = QCheckBox("All ten classes (A)")
         self.all_classes_box.toggled.connect(self._all_classes_toggled)
         for control in (self.source_picker, self.demo_button, self.mirror_box,
                         self.pause_button, self.snapshot_button, self.record_button,
                         self.open_button, self.all_classes_box, self.label_picker,
-                        self.save_example_button):
+                        self.save_example_button, self.model_picker):
             control.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self._box_size_changed(self.box_slider.value(), notify=False)
         self._threshold_changed(self.threshold_slider.value())
@@ -202,6 +220,7 @@ class MainWindow(QMainWindow):
         examples.addWidget(self.save_example_button)
         side.addLayout(examples)
         side.addWidget(self.examples_line)
+        side.addWidget(self.model_picker)
         side.addWidget(self.model_line)
         side.addStretch(1)
         keys_help = QLabel(KEYS_HELP)
@@ -231,6 +250,7 @@ class MainWindow(QMainWindow):
         self.pause_changed.connect(self.worker.set_paused)
         self.step_requested.connect(self.worker.step)
         self.snapshot_requested.connect(self.worker.save_snapshot)
+        self.model_requested.connect(self.worker.set_model)
         self.worker.result_ready.connect(self._show_delivery)
         self.worker.status.connect(self._show_status)
         self.worker.model_status.connect(self._show_model_status)

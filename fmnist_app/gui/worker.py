@@ -115,6 +115,18 @@ class PipelineWorker(QObject):
         self.finished.emit()
 
     @Slot(object)
+    def set_model(self, path):
+        """Switch models live (the model picker); the picture keeps running meanwhile."""
+        self.model_path = path
+        gc.disable()
+        try:
+            classifier = self._load_classifier()
+        finally:
+            gc.enable()
+        if classifier is not None:
+            self._pipeline = Pipeline(classifier)
+
+    @Slot(object)
     def set_source(self, spec):
         self._open(spec)
         if self._pipeline is not None:
