@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -528,6 +529,12 @@ def main(argv=None):
         # Outside the training loop (loading data, exporting): checkpoints already written
         # stay, and --resume continues from the last one.
         sys.exit("interrupted; checkpoints written so far are kept (continue with --resume)")
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+        # multi_worker: a peer died or the network went; the collective op says which peer.
+        peer = re.search(r"(\d{1,3}(?:\.\d{1,3}){3}:\d+|localhost:\d+)", err.message or "")
+        sys.exit(f"error: lost contact with worker {peer.group(1) if peer else '(unknown)'} "
+                 f"during training; the last checkpoint in {config.run_dir / 'checkpoints'} is "
+                 "kept: start every worker again with --resume")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
+SCREENSHOT_PATIENCE_SECONDS = 60
 NO_DISPLAY_HINT = ("run `demo_program.py --no-gui --predictions out.csv ...` instead, "
                    "or start it under `xvfb-run -a`")
 
@@ -62,7 +64,14 @@ def run_gui(options, screenshot=None, quit_after=None):
     window.resize(1180, 720)
     window.show()
 
+    deadline = time.monotonic() + (quit_after or 0) + SCREENSHOT_PATIENCE_SECONDS
+
     def grab_and_quit():
+        # A screenshot of a window still loading its model shows nothing: on a busy machine
+        # wait (up to SCREENSHOT_PATIENCE_SECONDS more) for the first picture.
+        if screenshot and window.results_shown == 0 and time.monotonic() < deadline:
+            QTimer.singleShot(250, grab_and_quit)
+            return
         if screenshot:
             Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
             if window.grab().save(str(screenshot)):
