@@ -362,3 +362,13 @@ def test_the_model_picker_switches_models_live(qtbot, open_window, clip, tiny_mo
     window.model_requested.emit(other)
     qtbot.waitUntil(lambda: window.model_line.text() == f"model: {other}", timeout=WAIT_MS)
     wait_for_results(qtbot, window, 2)
+
+
+def test_at_its_minimum_size_nothing_in_the_panel_overlaps(qtbot, open_window, clip):
+    window = open_window(SourceSpec("video", clip))
+    window.resize(window.minimumSizeHint())
+    wait_for_results(qtbot, window, 2)
+    preview = window.preview.geometry()
+    headline = window.prediction.geometry()
+    assert headline.top() >= preview.bottom()          # the 28x28 view never covers it
+    assert headline.height() >= window.prediction.sizeHint().height()

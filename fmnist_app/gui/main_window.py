@@ -12,10 +12,12 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QPushButton,
+    QScrollArea,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -42,6 +44,7 @@ KEYS_HELP = ("Space pause · S snapshot · M mirror · C next camera · A all cl
              "Backspace undo · Esc/Q quit")
 FIRST_RUN_HINT = ("Tip: hold the garment flat in front of a plain background, fill most of the "
                   "blue box, and hold still for a moment.")
+PANEL_WIDTH = 320
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 OPEN_FILTER = (f"Images and videos (*{' *'.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)});;"
                "All files (*)")
@@ -228,12 +231,21 @@ class MainWindow(QMainWindow):
         side.addWidget(keys_help)
         panel = QWidget()
         panel.setLayout(side)
-        panel.setFixedWidth(320)
+        # In a scroll area: on a small screen the panel scrolls instead of its widgets being
+        # squeezed on top of each other (the 28x28 view used to cover the headline).
+        scroll = QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(PANEL_WIDTH + scroll.verticalScrollBar().sizeHint().width())
+        panel.setFixedWidth(PANEL_WIDTH)
+        self.panel = panel
 
         central = QWidget()
         row = QHBoxLayout(central)
         row.addWidget(self.frame_view, 1)
-        row.addWidget(panel)
+        row.addWidget(scroll)
         self.setCentralWidget(central)
         self._rebuild_source_picker()
 
