@@ -31,6 +31,7 @@ PATTERN_CLUSTERS = 3             # colours a patterned background may have, besi
 HELD_COLOUR_GAP = 30.0           # BGR levels from an intruder's colour that still count as it
 LIGHT_GARMENT_FILL = 0.4         # silhouette level under a light garment's own shading
 LUMINANCE_WEIGHTS = np.float32([0.114, 0.587, 0.299])       # B, G, R (ITU-R BT.601)
+MIN_LARGEST_PIECE = 0.5          # share of the kept mask its largest piece must hold
 MIN_GARMENT_SIDE = 0.25          # a "garment" under a quarter of the box is a speck or a scrap
 NOISE_SIGMAS = 4.0               # ... or 4 noise sigmas, whichever is larger
 SHARPEN_SIGMA, SHARPEN_AMOUNT = 1.0, 0.5
@@ -148,6 +149,10 @@ def garment_mask(contrast, threshold):
     areas = stats[:, cv2.CC_STAT_AREA]
     keep = middle | (~at_edge & (areas >= 0.02 * areas[1:].max()))
     keep[0] = False                                  # label 0 is the background
+    # An object is mostly one piece; specks scattered over the box (sensor noise, a
+    # patterned surface, JPEG blocks in the dark) are not, and are no garment at all.
+    if keep.any() and areas[keep].max() < MIN_LARGEST_PIECE * areas[keep].sum():
+        keep[:] = False
     return keep[labels], ~keep[labels] & (labels > 0)
 
 
