@@ -229,8 +229,12 @@ def contrast_image(colour):
     relative = (colour - background) / np.maximum(background, DARK_FLOOR)
     ring, _, _ = _fit_basis(WORK_SIZE)
     centres = background_colours(relative[ring], _ring_sides(WORK_SIZE))
-    distances = relative[..., None, :] - centres                  # (H, W, K, 3)
-    contrast = np.sqrt(np.min(np.mean(distances * distances, axis=3), axis=2))
+    # Squared distance to the nearest background colour, one colour at a time (few of them).
+    nearest = np.einsum("hwc,hwc->hw", relative, relative)
+    for centre in centres[1:]:
+        away = relative - centre
+        np.minimum(nearest, np.einsum("hwc,hwc->hw", away, away), out=nearest)
+    contrast = np.sqrt(nearest / 3)
     # Whichever is larger: pixel noise (neighbour differences), or what the ring keeps of
     # its own structure after the background colours are taken out (JPEG banding in the
     # dark, a pattern with more colours than the clusters; median RMS = 0.888 sigma).
