@@ -69,7 +69,7 @@ def prediction_text(result, threshold):
     if result.empty:
         return "box empty", "hold a garment inside the blue box"
     if result.verdict == NOT_INSIDE:
-        return "not inside the box", "hold the whole garment inside the blue box"
+        return "not inside", "hold the whole garment inside the blue box"
     if result.verdict == NO_MODEL:
         return "no model", "see the model line below"
     name, probability = result.smoothed
