@@ -26,6 +26,9 @@ def parse_args(argv):
     parser.add_argument("--images", metavar="DIR",
                         help="evaluate on your own labelled images instead of the test set: one "
                              "folder per class, as the window's 0-9 keys save them")
+    parser.add_argument("--mirror", action="store_true",
+                        help="mirror every image first (shoes then point right, as a user may "
+                             "hold them)")
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE")
     parser.add_argument("--plots", metavar="DIR", help="also write the PNG plots into DIR")
     parser.add_argument("--compare", metavar="OTHER.json",
@@ -74,6 +77,8 @@ def run(args):
         data_dir = find_data_dir(args.data_dir)
         images, labels = load_split("test", data_dir)
 
+    if args.mirror:
+        images = np.ascontiguousarray(np.asarray(images)[:, :, ::-1])
     logits, timing = evaluation.timed_predictions(model, images)
     probabilities = calibration.softmax(logits.astype(float))
     # The demo's two views: these logits and the mirrored images' (one more pass, not two).

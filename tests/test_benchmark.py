@@ -237,3 +237,19 @@ def test_calibration_is_reported_even_without_a_calibration_file(benchmark_run):
     assert numbers["temperature"] == 1.0 and numbers["reject_below"] is None
     assert 0.0 <= numbers["ece_before"] <= 1.0
     assert "Calibration: none" in stdout and "fmnist_app.calibrate" in stdout
+
+
+def test_mirror_evaluates_the_mirrored_images(tmp_path, benchmark_run):
+    _, report, _ = benchmark_run
+    out = tmp_path / "mirrored.json"
+    model = report["model"]["path"]
+    data = report["dataset"]["path"]
+    result = subprocess.run([sys.executable, "benchmark.py", "--model", model, "--data-dir",
+                             data, "--mirror", "--json", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    mirrored = json.loads(out.read_text())
+    images, labels = dataset.load_split("test", data)
+    from fmnist_app.inference import FrozenModel
+    expected = FrozenModel(model).predict(images[:, :, ::-1]).argmax(axis=1)
+    assert np.asarray(mirrored["confusion_matrix"]).trace() == int((expected == labels).sum())
