@@ -236,6 +236,15 @@ def load_data(config):
     return mix_in_extra(config, data) if config.EXTRA_DATA_DIR else data
 
 
+def extra_split(labels, holdout, seed):
+    """(held-out indices, kept indices): `holdout` of each class's images, seeded."""
+    rng = np.random.default_rng(seed)
+    held_out = np.concatenate([
+        rng.permutation(np.flatnonzero(labels == c))[:int(holdout * np.sum(labels == c))]
+        for c in np.unique(labels)]).astype(int)
+    return held_out, np.setdiff1d(np.arange(len(labels)), held_out)
+
+
 def mix_in_extra(config, data):
     """Add the user's labelled images: EXTRA_HOLDOUT of each class held out to measure on,
     the rest repeated until they are EXTRA_SHARE of the training examples (a few dozen
@@ -250,12 +259,7 @@ def mix_in_extra(config, data):
     if len(images) < 2:
         raise TrainingError(f"EXTRA_DATA_DIR {config.EXTRA_DATA_DIR} holds {len(images)} usable "
                             "images; save some with the window's 0-9 keys first")
-    rng = np.random.default_rng(config.SEED)
-    held_out = np.concatenate([
-        rng.permutation(np.flatnonzero(labels == c))[:int(config.EXTRA_HOLDOUT *
-                                                           np.sum(labels == c))]
-        for c in np.unique(labels)]).astype(int)
-    kept = np.setdiff1d(np.arange(len(labels)), held_out)
+    held_out, kept = extra_split(labels, config.EXTRA_HOLDOUT, config.SEED)
     repeats = max(1, round(config.EXTRA_SHARE * len(data.train_labels)
                            / ((1 - config.EXTRA_SHARE) * max(len(kept), 1))))
     print(f"your images: {len(kept)} to train on (x{repeats}), {len(held_out)} held out")

@@ -1,0 +1,103 @@
+"""Does fine-tuning on "your own garments" fix what the shipped model gets wrong on them?
+
+    .venv/bin/python perf/own_garments.py [--per-class 20] [--seed 7] [--out /tmp/own]
+
+A stand-in for a user's folder: test-set garments rendered as camera scenes under the scene
+benchmark's harder conditions (seed --seed, used by no tuning), three frames each through the
+demo pipeline, saved as the window's 0-9 keys would save them. Then the README's commands:
+`benchmark.py --images`-style measurement of the shipped model, the fine-tune
+(configs/finetune.json, timed), and the same measurement of the fine-tuned model, on the half
+of the folder the fine-tune held out. Also the Fashion-MNIST test accuracy of both, on the
+test images not used for the folder. Prints one table with the CPU.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fmnist_app import scenes  # noqa: E402
+from fmnist_app.config import load as load_config  # noqa: E402
+from fmnist_app.dataset import GRAPH_FILENAME, SHIPPED_GRAPH, load_split  # noqa: E402
+from fmnist_app.inference import FrozenModel  # noqa: E402
+from fmnist_app.live.collect import read_examples, save_example  # noqa: E402
+from fmnist_app.live.pipeline import EMPTY, NOT_INSIDE, Pipeline, load_classifier  # noqa: E402
+from fmnist_app.machine import cpu_model  # noqa: E402
+
+HARD_CONDITIONS = ("light garment on dark", "textured background", "colour on colour",
+                   "hand at the box edge", "off-centre, rotated, scaled")
+
+
+def collect(folder, per_class, seed):
+    """Render and save the stand-in folder; returns the test indices used."""
+    images, labels = load_split("test")
+    classifier = load_classifier(SHIPPED_GRAPH)
+    rng = np.random.default_rng(seed)
+    used = []
+    for label in range(10):
+        for number, index in enumerate(rng.choice(np.flatnonzero(labels == label), per_class,
+                                                  replace=False)):
+            condition = HARD_CONDITIONS[number % len(HARD_CONDITIONS)]
+            pipeline = Pipeline(classifier)
+            for frame in scenes.render(condition, images[index], rng, 3):
+                result = pipeline.process(frame, scenes.BOX_FRACTION)
+            if result.verdict not in (EMPTY, NOT_INSIDE):    # a user saves what they see
+                save_example(folder, label, result, f"scene {condition}")
+                used.append(index)
+    return np.asarray(used)
+
+
+def held_out_accuracy(graph, images, labels):
+    return float(np.mean(FrozenModel(graph).predict(images).argmax(axis=1) == labels))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-class", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/own_garments"))
+    args = parser.parse_args()
+    folder, runs = args.out / "my_garments", args.out / "runs"
+    if args.out.exists():
+        sys.exit(f"error: {args.out} exists; pass a new --out")
+    used = collect(folder, args.per_class, args.seed)
+
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "fmnist_app.train", "--config",
+                    str(ROOT / "configs/finetune.json"), "--init-from",
+                    str(SHIPPED_GRAPH.parent), "--output-dir", str(runs), "--model-dir", "tuned",
+                    "--set", f"EXTRA_DATA_DIR={json.dumps(str(folder))}"], cwd=ROOT, check=True)
+    whole_command = time.monotonic() - started
+    metrics = json.loads((runs / "tuned" / "metrics.json").read_text())
+    config = load_config(runs / "tuned" / "config.json")
+
+    from fmnist_app.train import extra_split
+    images, labels, _ = read_examples(folder)
+    held_out, _ = extra_split(labels, config.EXTRA_HOLDOUT, config.SEED)
+    test_images, test_labels = load_split("test")
+    unused = np.setdiff1d(np.arange(len(test_labels)), used)
+    rows = []
+    tuned = runs / "tuned" / GRAPH_FILENAME
+    for name, graph in (("shipped", SHIPPED_GRAPH), ("fine-tuned", tuned)):
+        rows.append((name, held_out_accuracy(graph, images[held_out], labels[held_out]),
+                     held_out_accuracy(graph, test_images[unused], test_labels[unused])))
+    print(f"\n{len(labels)} saved images ({args.per_class} scenes per class, seed {args.seed}); "
+          f"{len(held_out)} held out by the fine-tune; CPU {cpu_model()}")
+    print(f"{'model':12s} {'held-out own':>13s} {'errors':>7s} {'FMNIST test*':>13s}")
+    for name, own, test in rows:
+        print(f"{name:12s} {100 * own:12.1f}% {round((1 - own) * len(held_out)):7d} "
+              f"{100 * test:12.2f}%")
+    print(f"* the {len(unused)} test images not rendered into the folder")
+    print(f"fine-tune: {metrics['steps']} steps, training {metrics['wall_seconds'] / 60:.1f} min, "
+          f"whole command {whole_command / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
