@@ -7,6 +7,7 @@ tests need neither a camera nor the trained model.
 import csv
 import json
 import os
+import subprocess
 
 import cv2
 import numpy as np
@@ -372,3 +373,38 @@ def test_at_its_minimum_size_nothing_in_the_panel_overlaps(qtbot, open_window, c
     headline = window.prediction.geometry()
     assert headline.top() >= preview.bottom()          # the 28x28 view never covers it
     assert headline.height() >= window.prediction.sizeHint().height()
+
+
+def test_wording_fits_the_situation(qtbot, open_window, tmp_path):
+    from fmnist_app.sources import FrameUnavailable, ImageSource
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(FrameUnavailable, match="open another image"):
+        ImageSource(broken).read()
+    window = open_window(SourceSpec("demo"))
+    assert "(not found)" not in window.source_picker.itemText(0)    # before any camera check
+    qtbot.waitUntil(lambda: window.cameras_checked, timeout=WAIT_MS)
+    window.cycle_camera()
+    assert window.statusBar().currentMessage() == "no camera found to switch to"
+
+
+def test_dropping_a_folder_opens_it(qtbot, open_window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), DemoSource(np.zeros((1, 28, 28), np.uint8)).frame_at(0))
+    window = open_window(SourceSpec("demo"))
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(folder))])
+    window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data,
+                                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+    assert window.current_spec == SourceSpec("image", folder)
+    qtbot.waitUntil(lambda: window.source_name == "image a.png", timeout=WAIT_MS)
+
+
+def test_snapshots_folder_is_ignored_by_git():
+    from conftest import ROOT
+    result = subprocess.run(["git", "check-ignore", "snapshots/x.png", "my_garments/x.png"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.stdout.split() == ["snapshots/x.png", "my_garments/x.png"]
