@@ -81,9 +81,7 @@ def run(args):
         images = np.ascontiguousarray(np.asarray(images)[:, :, ::-1])
     logits, timing = evaluation.timed_predictions(model, images)
     probabilities = calibration.softmax(logits.astype(float))
-    # The demo's two views: these logits and the mirrored images' (one more pass, not two).
-    mirrored = model.logits(np.ascontiguousarray(np.asarray(images)[:, :, ::-1]))
-    two_view_logits = (logits + mirrored) / 2
+    two_view_logits = calibration.two_view_logits(model, images, plain_logits=logits)
     tta = calibration.softmax(two_view_logits.astype(float)) if args.tta else None
     report = evaluation.build_report(
         args.model, data_dir, labels, probabilities, timing, tta,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from fmnist_app.dataset import SHIPPED_GRAPH as DEFAULT_MODEL
+from fmnist_app.preprocess import DEFAULT_BOX_FRACTION, MAX_BOX_FRACTION, MIN_BOX_FRACTION
 
 
 def parse_args(argv=None):
@@ -26,9 +27,10 @@ def parse_args(argv=None):
                         help=f"frozen graph to run (default {DEFAULT_MODEL})")
     parser.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
                         help="mirror the picture; auto mirrors cameras only (default auto)")
-    parser.add_argument("--box-size", type=float, default=0.6, metavar="FRACTION",
-                        help="guide box side as a fraction of the frame height, 0.2..1 "
-                             "(default 0.6)")
+    parser.add_argument("--box-size", type=float, default=DEFAULT_BOX_FRACTION,
+                        metavar="FRACTION",
+                        help="guide box side as a fraction of the frame height, "
+                             f"{MIN_BOX_FRACTION}..{MAX_BOX_FRACTION:g} (default %(default)s)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="show 'unsure' below this smoothed probability (default 0.5)")
     parser.add_argument("--snapshot-dir", type=Path, default=Path("snapshots"),
@@ -51,8 +53,9 @@ def parse_args(argv=None):
     parser.add_argument("--quit-after", type=float, metavar="SECONDS",
                         help="close the window after this many seconds")
     args = parser.parse_args(argv)
-    if not 0.2 <= args.box_size <= 1.0:
-        parser.error(f"--box-size {args.box_size} is outside 0.2..1")
+    if not MIN_BOX_FRACTION <= args.box_size <= MAX_BOX_FRACTION:
+        parser.error(f"--box-size {args.box_size} is outside "
+                     f"{MIN_BOX_FRACTION}..{MAX_BOX_FRACTION:g}")
     if not 0.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold {args.threshold} is outside 0..1")
     if args.labels and not args.no_gui:

@@ -11,7 +11,7 @@ scraps of garments cut at an edge), not the hands and faces of the scene benchma
 import cv2
 import numpy as np
 
-from fmnist_app.preprocess import fit_to_canvas
+from fmnist_app.preprocess import to_28
 
 CANVAS = 112                    # drawn at this size, then trimmed and shrunk like a crop
 
@@ -91,14 +91,12 @@ def fragment(rng, garments):
 
 
 def to_dataset_look(mask, values):
-    """Trim to the shape, fit the longest side to 28, stretch to 255: the demo's output."""
+    """Trim to the shape, then the demo's own last step (preprocess.to_28)."""
     image = mask.astype(np.float32) * values
     ys, xs = np.nonzero(image > 0.05)
     if len(ys) == 0:
         return None
-    image = image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    small = fit_to_canvas(image)
-    return np.clip(small * 255.0 / max(small.max(), 1e-6), 0, 255).round().astype(np.uint8)
+    return to_28(image[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
 
 
 def make_outliers(count, seed, garments):

@@ -36,6 +36,7 @@ MIN_GARMENT_SIDE = 0.25          # a "garment" under a quarter of the box is a s
 NOISE_SIGMAS = 4.0               # ... or 4 noise sigmas, whichever is larger
 SHARPEN_SIGMA, SHARPEN_AMOUNT = 1.0, 0.5
 MIN_BOX_FRACTION, MAX_BOX_FRACTION = 0.2, 1.0
+DEFAULT_BOX_FRACTION = 0.6       # the guide box the demo starts with
 ANALYSIS_MARGIN = 0.08           # of the box side, on each side (see analysis_box)
 
 
@@ -309,10 +310,14 @@ def analyse_crop(crop):
     intensity = garment_intensity(contrast, luminance_difference, colour, mask, noise)
     # Blank what was judged not garment, with its soft rim, in case it lies within the trim.
     intensity[cv2.dilate(intruders.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = 0
-    garment = sharpen(fit_to_canvas(intensity[y:y + height, x:x + width]))
-    # Stretch so the strongest garment pixels reach 255 (nearly every dataset image does).
-    image = np.clip(garment * (255.0 / max(garment.max(), 1e-6)), 0, 255).round()
-    return image.astype(np.uint8), FOUND
+    return to_28(intensity[y:y + height, x:x + width]), FOUND
+
+
+def to_28(trimmed):
+    """A trimmed float image -> the dataset's look: longest side fitted to 28, centred,
+    sharpened, stretched so its strongest pixels reach 255 (nearly every dataset image does)."""
+    garment = sharpen(fit_to_canvas(trimmed))
+    return np.clip(garment * (255.0 / max(garment.max(), 1e-6)), 0, 255).round().astype(np.uint8)
 
 
 def to_fashion_mnist(crop):

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fmnist_app.preprocess import guide_box
+from fmnist_app.preprocess import DEFAULT_BOX_FRACTION, guide_box
+from fmnist_app.sources import uneven_light
 
 WIDTH, HEIGHT = 640, 480
-BOX_FRACTION = 0.6                       # the demo's default guide box
+BOX_FRACTION = DEFAULT_BOX_FRACTION
 BOX = guide_box(WIDTH, HEIGHT, BOX_FRACTION)
 GARMENT_FRACTION = 0.75                  # garment side / box side when held "normally"
 SKIN_BGR = (0.42, 0.55, 0.78)
@@ -78,17 +79,10 @@ def textured(rng, base):
 
 
 def lighting(rng):
-    """Uneven light (H, W, 1): a gradient in a random direction times a vignette.
-    Smooth, so it is computed on a coarse grid and enlarged."""
-    ys, xs = np.mgrid[0:HEIGHT // 8, 0:WIDTH // 8].astype(np.float32)
-    xs, ys = xs / (WIDTH // 8) - 0.5, ys / (HEIGHT // 8) - 0.5
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = np.clip(0.5 + np.cos(angle) * xs + np.sin(angle) * ys, 0, 1)
-    darkest = rng.uniform(0.5, 0.85)
-    vignette = 1.0 - rng.uniform(0.1, 0.4) * (xs * xs + ys * ys)
-    level = rng.uniform(190, 250)
-    coarse = level * (darkest + (1 - darkest) * ramp) * vignette
-    return cv2.resize(coarse, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)[..., None]
+    """Uneven light (H, W, 1) with a random direction, depth, vignette and level."""
+    angle, darkest = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 0.85)
+    vignette, level = rng.uniform(0.1, 0.4), rng.uniform(190, 250)
+    return uneven_light(WIDTH, HEIGHT, level, level * darkest, angle, vignette)[..., None]
 
 
 def camera(rng, reflectance, mirrored=False):

@@ -464,13 +464,14 @@ def export_graph(config, state):
 def score_and_record(config, state, data, graph_path, global_batch, stopped_early):
     """Test accuracy of the exported graph, and metrics.json with how the run was made."""
     test_images, test_labels = load_split("test", config.DATA_DIR or None)
-    test_predictions = FrozenModel(graph_path).predict(test_images).argmax(axis=1)
+    exported = FrozenModel(graph_path)
+    test_predictions = exported.predict(test_images).argmax(axis=1)
     test_accuracy, test_per_class = class_accuracies(test_predictions, test_labels)
     steps, wall_seconds = int(state.step.numpy()), float(state.elapsed.numpy())
     extra = {}
     if len(data.extra_held_out) and len(data.extra_held_out[1]):
         images, labels = data.extra_held_out
-        right = FrozenModel(graph_path).predict(images).argmax(axis=1) == labels
+        right = exported.predict(images).argmax(axis=1) == labels
         extra = {"extra_held_out_images": int(len(labels)),
                  "extra_held_out_accuracy": float(right.mean())}
     metrics = {

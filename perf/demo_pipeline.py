@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fmnist_app.dataset import SHIPPED_GRAPH as DEFAULT_MODEL
 from fmnist_app.inference import ModelError
 from fmnist_app.live.pipeline import Pipeline, load_classifier
+from fmnist_app.preprocess import DEFAULT_BOX_FRACTION
 from fmnist_app.sources import DemoSource, SourceError, SourceSpec
 
 TICK_MS = 5
-BOX_FRACTION = 0.6
+BOX_FRACTION = DEFAULT_BOX_FRACTION
 
 
 def percentiles(values_ms):

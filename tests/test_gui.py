@@ -408,3 +408,16 @@ def test_snapshots_folder_is_ignored_by_git():
     result = subprocess.run(["git", "check-ignore", "snapshots/x.png", "my_garments/x.png"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.split() == ["snapshots/x.png", "my_garments/x.png"]
+
+
+def test_the_open_menu_offers_files_and_folders(qtbot, open_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), DemoSource(np.zeros((1, 28, 28), np.uint8)).frame_at(0))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args: str(folder))
+    window = open_window(SourceSpec("demo"))
+    names = [action.text() for action in window.open_button.menu().actions()]
+    assert names == ["Image or video…", "Folder of images…"]
+    window.open_button.menu().actions()[1].trigger()
+    assert window.current_spec == SourceSpec("image", folder)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QPushButton,
     QScrollArea,
     QSlider,
@@ -162,8 +163,12 @@ class MainWindow(QMainWindow):
                                       "folder (the columns of --no-gui)")
         self.record_button.toggled.connect(self._record_toggled)
         self.open_button = QPushButton("Open… (O)")
-        self.open_button.setToolTip("An image, a video, or drop a file or folder on the window")
-        self.open_button.clicked.connect(self.open_file)
+        self.open_button.setToolTip("An image, a video or a folder of images; or drop one on "
+                                    "the window")
+        open_menu = QMenu(self.open_button)
+        open_menu.addAction("Image or video…", self.open_file)
+        open_menu.addAction("Folder of images…", self.open_folder)
+        self.open_button.setMenu(open_menu)
         self.label_picker = QComboBox()
         for index, name in enumerate(CLASS_NAMES):
             self.label_picker.addItem(f"{index}  {name}", index)
@@ -448,6 +453,11 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- opening files
     def open_file(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open an image or a video", "", OPEN_FILTER)
+        if path:
+            self.open_path(Path(path))
+
+    def open_folder(self):
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
         if path:
             self.open_path(Path(path))
 

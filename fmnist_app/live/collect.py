@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from fmnist_app.dataset import CLASS_NAMES
 
@@ -27,8 +28,12 @@ def class_folder(index):
     return CLASS_NAMES[index].replace("/", "_").replace(" ", "_")
 
 
-def class_of_folder(name):
-    """The class index a folder name stands for, or None."""
+def parse_class(name):
+    """The class index `name` stands for: 0-9, a class name or its folder name; else None."""
+    if name.isdigit() and int(name) < len(CLASS_NAMES):
+        return int(name)
+    if name in CLASS_NAMES:
+        return CLASS_NAMES.index(name)
     folders = [class_folder(i) for i in range(len(CLASS_NAMES))]
     return folders.index(name) if name in folders else None
 
@@ -78,8 +83,6 @@ def read_examples(folder):
     preprocessing. Files that are not images, and folders that are not classes, are skipped
     and reported, never fatal.
     """
-    import numpy as np
-
     from fmnist_app.preprocess import FOUND, analyse_crop
 
     folder = Path(folder)
@@ -88,9 +91,7 @@ def read_examples(folder):
                            "sub-folder per class (as the window's 0-9 keys make)")
     images, labels, skipped = [], [], []
     for entry in sorted(folder.iterdir()):
-        label = class_of_folder(entry.name)
-        if label is None and entry.name.isdigit() and int(entry.name) < len(CLASS_NAMES):
-            label = int(entry.name)
+        label = parse_class(entry.name)
         if label is None or not entry.is_dir():
             skipped.append((entry, "not a class folder"))
             continue

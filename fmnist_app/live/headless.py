@@ -4,7 +4,6 @@ import csv
 import sys
 import time
 
-from fmnist_app.dataset import CLASS_NAMES
 from fmnist_app.live.pipeline import Pipeline, load_classifier
 from fmnist_app.sources import FrameUnavailable, SourceEnded, open_source
 
@@ -23,27 +22,20 @@ def csv_row(result, seconds):
 
 def read_labels(path):
     """{frame index: class index} from a CSV with columns frame,class (index or name)."""
-    from fmnist_app.live.collect import CollectError, class_of_folder
-    labels = {}
+    from fmnist_app.live.collect import CollectError, parse_class
     try:
         with open(path, newline="") as f:
-            for number, row in enumerate(csv.DictReader(f), start=2):
-                name = (row.get("class") or "").strip()
-                if name.isdigit() and int(name) < len(CLASS_NAMES):
-                    label = int(name)
-                elif name in CLASS_NAMES:
-                    label = CLASS_NAMES.index(name)
-                else:
-                    label = class_of_folder(name)
-                if label is None or not (row.get("frame") or "").strip().isdigit():
-                    raise CollectError(f"{path} line {number}: expected frame,class with a "
-                                       f"frame number and a class name or 0-9, got {row}")
-                labels[int(row["frame"])] = label
+            rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError) as err:
-        if isinstance(err, CollectError):
-            raise
         raise CollectError(f"cannot read labels {path} ({err}); give a CSV with a header "
                            "frame,class") from None
+    labels = {}
+    for number, row in enumerate(rows, start=2):
+        label = parse_class((row.get("class") or "").strip())
+        if label is None or not (row.get("frame") or "").strip().isdigit():
+            raise CollectError(f"{path} line {number}: expected frame,class with a frame "
+                               f"number and a class name or 0-9, got {row}")
+        labels[int(row["frame"])] = label
     return labels
 
 

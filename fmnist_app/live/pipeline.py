@@ -52,9 +52,9 @@ def load_classifier(model_path):
     GUI thread). Raises fmnist_app.inference.ModelError with a one-line message."""
     from fmnist_app.tf_quiet import tf
     try:
-        # The two views of a frame run as one batch of 2, which two threads take 4.0 ms for
-        # and one thread 5.3 ms (AMD EPYC, perf/demo_pipeline.py); the GUI thread still
-        # never blocks long (same script), as TensorFlow's threads only work between frames.
+        # The two views of a frame run as one batch of 2, which two threads finish sooner
+        # than one; perf/demo_pipeline.py measures the per-frame time and checks that the
+        # GUI thread still never blocks long.
         tf.config.threading.set_intra_op_parallelism_threads(2)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmnist_app.preprocess import DEFAULT_BOX_FRACTION
 from fmnist_app.sources import SourceSpec
 
 
@@ -11,7 +12,7 @@ class WindowOptions:
     source: SourceSpec
     model_path: Path
     mirror_mode: str = "auto"
-    box_fraction: float = 0.6
+    box_fraction: float = DEFAULT_BOX_FRACTION
     threshold: float = 0.5
     snapshot_dir: Path = Path("snapshots")
     collect_dir: Path = Path("my_garments")
