@@ -15,11 +15,19 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+if __name__ == "__main__":
+    # Ctrl-C while TensorFlow is still importing: one line instead of an import traceback.
+    # main() hands SIGINT back to Python's KeyboardInterrupt once the imports are done.
+    signal.signal(signal.SIGINT, lambda *_: sys.exit("interrupted while starting; nothing "
+                                                      "was written"))
 
 import numpy as np
 
@@ -108,23 +116,51 @@ def save_weights_atomically(model, path):
 
 class StopRequest:
     """Within its `with` block, SIGINT/SIGTERM become a flag the loop checks, so a checkpoint
-    is written first; outside it (data loading, export, the test pass) they act at once."""
+    is written first; outside it (data loading, export, the test pass) they act at once.
+
+    Until the first step of this run has finished there is nothing to save, yet that step
+    (tracing and compiling the graph) can take 10 s in which the main thread is inside
+    TensorFlow and cannot run a Python handler. A helper thread hears the signal at once
+    through the wakeup fd and ends the process right away in that case.
+    """
 
     def __init__(self):
         self.signum = None
+        self.first_step_done = False
         self._previous = {}
 
     def __enter__(self):
+        self._heard, wakeup = socket.socketpair()
+        wakeup.setblocking(False)
+        self._wakeup = wakeup
+        self._previous_wakeup_fd = signal.set_wakeup_fd(wakeup.fileno())
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
+        threading.Thread(target=self._watch, daemon=True).start()
         return self
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        signal.set_wakeup_fd(self._previous_wakeup_fd)
+        self._wakeup.close()
+        self._heard.close()
 
     def _handle(self, signum, _frame):
         self.signum = signum
+
+    def _watch(self):
+        while True:
+            try:
+                heard = self._heard.recv(1)
+            except OSError:         # closed by __exit__
+                return
+            if not heard:
+                return
+            if heard[0] in self._previous and not self.first_step_done:
+                print(f"\nstopped by signal {heard[0]} before the first step finished; nothing "
+                      "new to save", file=sys.stderr, flush=True)
+                os._exit(128 + heard[0])
 
 
 class Progress:
@@ -411,6 +447,7 @@ def fit(config, strategy, state, data, chief):
             if int(state.step.numpy()) >= config.STEPS or stopped_early:
                 break
             loss = float(train_step(images, labels))
+            stop.first_step_done = True
             current = int(state.step.numpy())
             if not math.isfinite(loss):
                 raise TrainingError(
@@ -496,6 +533,27 @@ def score_and_record(config, state, data, graph_path, global_batch, stopped_earl
 
 # --------------------------------------------------------------------------- the recipe
 
+def lost_peer_error(err, config, state, strategy):
+    """multi_worker: a peer died or the network went; the collective op's message names it,
+    as an address or as /job:worker/.../task:N, which the cluster spec turns into one."""
+    message = err.message or ""
+    peer = "(address unknown)"
+    task = re.search(r"/job:(\w+)/replica:\d+/task:(\d+)", message)
+    address = re.search(r"\d{1,3}(?:\.\d{1,3}){3}:\d+|localhost:\d+", message)
+    if task:
+        cluster = strategy.cluster_resolver.cluster_spec()
+        peer = cluster.task_address(task.group(1), int(task.group(2)))
+    elif address:
+        peer = address.group(0)
+    checkpoint_dir = config.run_dir / "checkpoints"
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    kept = f"step {latest.rsplit('-', 1)[1]}" if latest else "none yet"
+    return TrainingError(
+        f"lost contact with worker {peer} at step {int(state.step.numpy())}; last checkpoint "
+        f"kept: {kept} in {checkpoint_dir}. Start every worker again with: python -m "
+        f"fmnist_app.train --config {config.run_dir / 'config.json'} --resume")
+
+
 def train(config, resume=False):
     """config -> data -> model -> fit -> export; returns the metrics (the chief writes them)."""
     strategy = distribute.make_strategy(config.DISTRIBUTE)
@@ -509,7 +567,10 @@ def train(config, resume=False):
         restore_latest(state, checkpoint_dir)
         print(f"resumed {config.run_dir} at step {int(state.step.numpy())}")
     write_run_config(config, chief)
-    stopped_early = fit(config, strategy, state, data, chief)
+    try:
+        stopped_early = fit(config, strategy, state, data, chief)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+        raise lost_peer_error(err, config, state, strategy) from None
     if not chief:
         print(f"worker done: {int(state.step.numpy())} steps; the chief exports the graph")
         return {"steps": int(state.step.numpy()), "chief": False}
@@ -519,6 +580,7 @@ def train(config, resume=False):
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
@@ -534,12 +596,6 @@ def main(argv=None):
         # Outside the training loop (loading data, exporting): checkpoints already written
         # stay, and --resume continues from the last one.
         sys.exit("interrupted; checkpoints written so far are kept (continue with --resume)")
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
-        # multi_worker: a peer died or the network went; the collective op says which peer.
-        peer = re.search(r"(\d{1,3}(?:\.\d{1,3}){3}:\d+|localhost:\d+)", err.message or "")
-        sys.exit(f"error: lost contact with worker {peer.group(1) if peer else '(unknown)'} "
-                 f"during training; the last checkpoint in {config.run_dir / 'checkpoints'} is "
-                 "kept: start every worker again with --resume")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 import json
 import os
 import socket
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
+import tensorflow as tf
 
 from conftest import ROOT
 from fmnist_app.inference import FrozenModel
@@ -96,3 +99,53 @@ def test_multi_worker_without_tf_config_is_a_clear_error(fake_data_dir, tmp_path
     assert done.stderr.strip().splitlines()[-1].startswith(
         "error: DISTRIBUTE=multi_worker needs $TF_CONFIG")
     assert not (tmp_path / "dist").exists()
+
+
+def start_workers(configs, cluster, *extra):
+    processes = []
+    for index, config in enumerate(configs):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "fmnist_app.train", "--config", str(config), *extra],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+def test_a_lost_worker_is_one_line_and_both_resume_to_the_end(fake_data_dir, tmp_path):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    # Both workers see one output folder, as on a shared file system; only the chief writes.
+    configs = [write_config(tmp_path / f"c{index}.json", fake_data_dir, tmp_path / "shared",
+                            DISTRIBUTE="multi_worker", STEPS=400, CHECKPOINT_EVERY=20,
+                            EVAL_EVERY=400) for index in range(2)]
+    chief, worker = start_workers(configs, cluster)
+    checkpoints = tmp_path / "shared" / "dist" / "checkpoints"
+    try:
+        deadline = time.monotonic() + 240
+        while not (checkpoints.exists() and tf.train.latest_checkpoint(checkpoints)):
+            assert time.monotonic() < deadline and chief.poll() is None, chief.communicate()
+            time.sleep(0.2)
+        worker.send_signal(signal.SIGKILL)
+        _, err = chief.communicate(timeout=240)
+    finally:
+        chief.kill()
+        worker.kill()
+    lines = err.strip().splitlines()
+    assert chief.returncode == 1, err[-2000:]
+    assert "Traceback" not in err
+    assert lines[-1].startswith(f"error: lost contact with worker 127.0.0.1:{ports[1]}"), lines[-1]
+    assert "--resume" in lines[-1] and "step" in lines[-1]
+    lost_at = int(tf.train.latest_checkpoint(checkpoints).rsplit("-", 1)[1])
+    assert 0 < lost_at < 400
+
+    chief, worker = start_workers(configs, cluster, "--resume")
+    try:
+        results = [p.communicate(timeout=300) for p in (chief, worker)]
+    finally:
+        chief.kill()
+        worker.kill()
+    assert chief.returncode == 0 and worker.returncode == 0, results[0][1][-2000:]
+    assert f"at step {lost_at}" in results[0][0]
+    metrics = json.loads((tmp_path / "shared" / "dist" / "metrics.json").read_text())
+    assert metrics["steps"] == 400 and metrics["replicas"] == 2

@@ -3,8 +3,10 @@ and nothing of a run changes unless the step that changes it succeeded."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from test_train_export import tiny_config
@@ -45,6 +47,55 @@ def test_unknown_model_is_a_config_error_before_any_folder_exists(tmp_path):
     result = train_cli("--config", str(path))
     one_line_error(result, "MODEL must be one of", "fastnet")
     assert not (tmp_path / "out").exists()
+
+
+# The main thread sleeps far longer than the test waits: only the StopRequest's helper thread
+# can end the process in time, as it must while a first step is being traced for seconds.
+SIGNAL_IN_FIRST_STEP = """
+import os, signal, sys, time
+from fmnist_app.train import StopRequest
+with StopRequest() as stop:
+    if sys.argv[1] == "after":
+        stop.first_step_done = True
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(120 if sys.argv[1] == "before" else 0.5)
+    print("flag", stop.signum)
+"""
+
+
+def test_a_signal_before_the_first_step_ends_the_run_at_once():
+    result = subprocess.run([sys.executable, "-c", SIGNAL_IN_FIRST_STEP, "before"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 128 + signal.SIGTERM
+    assert "before the first step finished; nothing new to save" in result.stderr
+
+
+def test_a_signal_after_the_first_step_is_left_to_the_training_loop():
+    result = subprocess.run([sys.executable, "-c", SIGNAL_IN_FIRST_STEP, "after"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"flag {int(signal.SIGTERM)}"
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "fmnist_app.train", "--config",
+                                "config.json", "--output-dir", str(tmp_path)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)     # TensorFlow takes longer than this to import
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err.strip() == "interrupted while starting; nothing was written"
+    assert not any(tmp_path.iterdir())
+
+
+def test_ctrl_c_while_loading_data_is_one_line(monkeypatch):
+    def interrupted(config):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "load_data", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        train.main(["--config", "config.json", "--output-dir", "/nonexistent-never-created"])
+    assert str(stopped.value.code).startswith("interrupted; checkpoints written so far are kept")
 
 
 def test_a_refused_resume_leaves_the_run_untouched(fake_data_dir, tmp_path):
