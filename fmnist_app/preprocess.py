@@ -31,6 +31,7 @@ PATTERN_CLUSTERS = 3             # colours a patterned background may have, besi
 HELD_COLOUR_GAP = 30.0           # BGR levels from an intruder's colour that still count as it
 LIGHT_GARMENT_FILL = 0.4         # silhouette level under a light garment's own shading
 LUMINANCE_WEIGHTS = np.float32([0.114, 0.587, 0.299])       # B, G, R (ITU-R BT.601)
+MAX_RING_SHARE = 0.005          # of the ring an object may still cover after the hand is out
 MIN_LARGEST_PIECE = 0.5          # share of the kept mask its largest piece must hold
 MIN_GARMENT_SIDE = 0.25          # a "garment" under a quarter of the box is a speck or a scrap
 NOISE_SIGMAS = 4.0               # ... or 4 noise sigmas, whichever is larger
@@ -288,7 +289,8 @@ def analyse_crop(crop):
 
     outcome is FOUND, NOTHING (nothing stands out from the background, or only a scrap
     smaller than a quarter of the box) or REACHES_IN (the one object comes in across the box
-    edge: see remove_held_parts); the image is all zeros unless FOUND.
+    edge, see remove_held_parts, or still crosses the margin around it once a hand is
+    taken out); the image is all zeros unless FOUND.
     """
     blank = np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.uint8)
     colour = cv2.resize(to_colour(crop), (WORK_SIZE, WORK_SIZE),
@@ -299,7 +301,10 @@ def analyse_crop(crop):
     if mask.any():
         ring, _, _ = _fit_basis(WORK_SIZE)
         kept, reaches_in = remove_held_parts(colour, mask, ring & (contrast > threshold))
-        if reaches_in:
+        # A garment wholly inside the guide box leaves the analysed margin around it free;
+        # what still crosses it once the hand is out (a head on its shoulders, a garment
+        # too big or too far off-centre) continues outside the box.
+        if reaches_in or np.count_nonzero(kept & ring) > MAX_RING_SHARE * np.count_nonzero(ring):
             return blank, REACHES_IN
         mask, intruders = kept, intruders | (mask & ~kept)
     if not mask.any():
