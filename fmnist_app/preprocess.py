@@ -31,6 +31,7 @@ PATTERN_CLUSTERS = 3             # colours a patterned background may have, besi
 HELD_COLOUR_GAP = 30.0           # BGR levels from an intruder's colour that still count as it
 LIGHT_GARMENT_FILL = 0.4         # silhouette level under a light garment's own shading
 LUMINANCE_WEIGHTS = np.float32([0.114, 0.587, 0.299])       # B, G, R (ITU-R BT.601)
+HIDDEN_GAP = 17                   # WORK_SIZE pixels: the widest notch a hand hides that gets filled
 MAX_RING_SHARE = 0.005          # of the ring an object may still cover after the hand is out
 MIN_LARGEST_PIECE = 0.5          # share of the kept mask its largest piece must hold
 MIN_GARMENT_SIDE = 0.25          # a "garment" under a quarter of the box is a speck or a scrap
@@ -269,6 +270,25 @@ def remove_held_parts(colour, mask, ring_outliers):
     return mask & ~held, False
 
 
+def fill_behind_hand(intensity, mask, held, blanked):
+    """(intensity, mask) with the cloth behind the fingers filled in.
+
+    Where the fingers lie across the garment, the cloth behind them is missing and the
+    model would see a bite out of it. Notches in the garment's outline up to a hand's width
+    across that the hand covers are filled from the cloth around them (inpainting), and so
+    is the blanked rim between hand and cloth inside that outline."""
+    outline = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE,
+                               np.ones((HIDDEN_GAP, HIDDEN_GAP), np.uint8)) > 0
+    if not (outline & held & ~mask).any():
+        return intensity, mask
+    behind = outline & (blanked | held)
+    filled = cv2.inpaint(intensity.astype(np.float32), behind.astype(np.uint8), 3,
+                         cv2.INPAINT_TELEA)
+    # Inpainting carries the noise of the edge it starts from into the hole; smooth it there.
+    filled[behind] = cv2.GaussianBlur(filled, (0, 0), 2)[behind]
+    return filled, mask | behind
+
+
 def garment_intensity(contrast, luminance_difference, colour, mask, noise):
     """The 28x28 image's values before trimming: "how much darker than the background" for
     a garment darker than it (the dataset's own negation); otherwise, where the background
@@ -298,6 +318,7 @@ def analyse_crop(crop):
     contrast, noise, luminance_difference = contrast_image(colour)
     threshold = max(MIN_CONTRAST, NOISE_SIGMAS * noise)
     mask, intruders = garment_mask(contrast, threshold)
+    held = np.zeros_like(mask)
     if mask.any():
         ring, _, _ = _fit_basis(WORK_SIZE)
         kept, reaches_in = remove_held_parts(colour, mask, ring & (contrast > threshold))
@@ -306,7 +327,8 @@ def analyse_crop(crop):
         # too big or too far off-centre) continues outside the box.
         if reaches_in or np.count_nonzero(kept & ring) > MAX_RING_SHARE * np.count_nonzero(ring):
             return blank, REACHES_IN
-        mask, intruders = kept, intruders | (mask & ~kept)
+        held = mask & ~kept
+        mask, intruders = kept, intruders | held
     if not mask.any():
         return blank, NOTHING
     x, y, width, height = cv2.boundingRect(mask.astype(np.uint8))
@@ -314,7 +336,10 @@ def analyse_crop(crop):
         return blank, NOTHING
     intensity = garment_intensity(contrast, luminance_difference, colour, mask, noise)
     # Blank what was judged not garment, with its soft rim, in case it lies within the trim.
-    intensity[cv2.dilate(intruders.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = 0
+    blanked = cv2.dilate(intruders.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    intensity[blanked] = 0
+    intensity, mask = fill_behind_hand(intensity, mask, held, blanked)
+    x, y, width, height = cv2.boundingRect(mask.astype(np.uint8))
     return to_28(intensity[y:y + height, x:x + width]), FOUND
 
 

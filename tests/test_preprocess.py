@@ -161,3 +161,15 @@ def test_a_head_on_its_shoulders_is_not_taken_for_a_garment():
                 for _ in range(20)]
     # Measured: 17 of 20 found without the margin rule, 10 with it (seed 7).
     assert outcomes.count(FOUND) <= 12, outcomes
+
+
+def test_the_cloth_behind_the_fingers_is_filled_in():
+    frame = render_scene(LIGHT, [], noise_sigma=4.0, rng=np.random.default_rng(2))
+    frame[160:320, 240:400] = (60, 60, 60)                # a dark square garment ...
+    frame[260:480, 305:345] = (90, 120, 170)              # ... a hand over its lower edge
+    image, outcome = analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))
+    assert outcome == FOUND
+    rows, columns = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
+    inside = image[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    # The square comes back whole, not with a bite where the hand was (20% of it).
+    assert (inside < 64).mean() < 0.03, (inside < 64).mean()
