@@ -58,7 +58,8 @@ def run_case(config, signum, moment, output_dir):
     reader.join(timeout=5)
     checkpoints = list((output_dir / run_name / "checkpoints").glob("*.index"))
     said = line_times[-1] - sent if line_times and line_times[-1] > sent else None
-    return {"seconds": seconds, "said": said, "status": process.returncode, "checkpoint": bool(checkpoints),
+    return {"seconds": seconds, "said": said, "status": process.returncode,
+            "checkpoint": bool(checkpoints),
             "traceback": any("Traceback" in line for line in lines),
             "last_line": lines[-1] if lines else ""}
 
