@@ -245,29 +245,31 @@ def contrast_image(colour):
     return contrast, noise, relative @ LUMINANCE_WEIGHTS
 
 
-def remove_held_parts(colour, mask, ring_outliers):
+def remove_held_parts(colour, mask, ring):
     """(mask without what reaches in, reaches_in).
 
     A hand holding the garment at the box edge merges with it into one blob. Where the
     blob crosses the ring of background pixels we see the intruder's colour (an arm, a
-    hand); blob parts of that colour connected to the box edge are dropped. When that would
-    be most of the blob, the object itself comes in from outside the box (an arm reaching
-    in, a head on its neck, a garment too big or too far off-centre to be seen whole):
-    reaches_in is True and the mask is returned as it was."""
-    samples = colour[ring_outliers & mask]
-    if len(samples) < 10:
-        return mask, False
-    mean = np.median(samples, axis=0)
-    spread = max(HELD_COLOUR_GAP, 1.5 * 1.4826 * float(np.median(np.abs(samples - mean))))
-    similar = mask & (np.sqrt(np.sum((colour - mean) ** 2, axis=2)) < spread)
-    count, parts = cv2.connectedComponents(similar.astype(np.uint8))
-    reaching = np.unique(parts[ring_outliers & similar])
-    held = np.isin(parts, reaching[reaching > 0])
-    # Grow it a little: the blurred rim between hand and cloth belongs to neither colour.
-    held = (cv2.dilate(held.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & mask
-    if np.count_nonzero(held) > 0.6 * np.count_nonzero(mask):
-        return mask, True
-    return mask & ~held, False
+    hand); blob parts of that colour connected to the box edge are dropped. reaches_in is
+    True when the object itself comes in from outside the box (an arm reaching in, a head
+    on its shoulders, a garment too big or too far off-centre to be seen whole): when the
+    dropped parts would be most of the blob, or when what is left still crosses the ring
+    (a garment held inside the box leaves the margin around it free)."""
+    kept = mask
+    samples = colour[ring & mask]
+    if len(samples) >= 10:
+        mean = np.median(samples, axis=0)
+        spread = max(HELD_COLOUR_GAP, 1.5 * 1.4826 * float(np.median(np.abs(samples - mean))))
+        similar = mask & (np.sqrt(np.sum((colour - mean) ** 2, axis=2)) < spread)
+        count, parts = cv2.connectedComponents(similar.astype(np.uint8))
+        reaching = np.unique(parts[ring & similar])
+        held = np.isin(parts, reaching[reaching > 0])
+        # Grow it a little: the blurred rim between hand and cloth belongs to neither colour.
+        held = (cv2.dilate(held.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & mask
+        if np.count_nonzero(held) > 0.6 * np.count_nonzero(mask):
+            return mask, True
+        kept = mask & ~held
+    return kept, np.count_nonzero(kept & ring) > MAX_RING_SHARE * np.count_nonzero(ring)
 
 
 def fill_behind_hand(intensity, mask, held, blanked):
@@ -277,6 +279,8 @@ def fill_behind_hand(intensity, mask, held, blanked):
     model would see a bite out of it. Notches in the garment's outline up to a hand's width
     across that the hand covers are filled from the cloth around them (inpainting), and so
     is the blanked rim between hand and cloth inside that outline."""
+    if not held.any():      # the usual frame: no hand, and no closing to pay for
+        return intensity, mask
     outline = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE,
                                np.ones((HIDDEN_GAP, HIDDEN_GAP), np.uint8)) > 0
     if not (outline & held & ~mask).any():
@@ -309,8 +313,7 @@ def analyse_crop(crop):
 
     outcome is FOUND, NOTHING (nothing stands out from the background, or only a scrap
     smaller than a quarter of the box) or REACHES_IN (the one object comes in across the box
-    edge, see remove_held_parts, or still crosses the margin around it once a hand is
-    taken out); the image is all zeros unless FOUND.
+    edge: see remove_held_parts); the image is all zeros unless FOUND.
     """
     blank = np.zeros((OUTPUT_SIZE, OUTPUT_SIZE), np.uint8)
     colour = cv2.resize(to_colour(crop), (WORK_SIZE, WORK_SIZE),
@@ -321,11 +324,8 @@ def analyse_crop(crop):
     held = np.zeros_like(mask)
     if mask.any():
         ring, _, _ = _fit_basis(WORK_SIZE)
-        kept, reaches_in = remove_held_parts(colour, mask, ring & (contrast > threshold))
-        # A garment wholly inside the guide box leaves the analysed margin around it free;
-        # what still crosses it once the hand is out (a head on its shoulders, a garment
-        # too big or too far off-centre) continues outside the box.
-        if reaches_in or np.count_nonzero(kept & ring) > MAX_RING_SHARE * np.count_nonzero(ring):
+        kept, reaches_in = remove_held_parts(colour, mask, ring)
+        if reaches_in:
             return blank, REACHES_IN
         held = mask & ~kept
         mask, intruders = kept, intruders | held
@@ -338,8 +338,9 @@ def analyse_crop(crop):
     # Blank what was judged not garment, with its soft rim, in case it lies within the trim.
     blanked = cv2.dilate(intruders.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     intensity[blanked] = 0
-    intensity, mask = fill_behind_hand(intensity, mask, held, blanked)
-    x, y, width, height = cv2.boundingRect(mask.astype(np.uint8))
+    intensity, filled = fill_behind_hand(intensity, mask, held, blanked)
+    if filled is not mask:
+        x, y, width, height = cv2.boundingRect(filled.astype(np.uint8))
     return to_28(intensity[y:y + height, x:x + width]), FOUND
 
 

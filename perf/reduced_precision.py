@@ -6,14 +6,14 @@ The graph stays float32 on disk. TensorFlow's grappler pass
 `auto_mixed_precision_onednn_bfloat16` can run its convolutions and matmuls in bfloat16 on
 CPUs with bf16 units. The rule we hold it to: the per-class test accuracy must not move by
 more than 0.05 points (less than one image of 1,000 per class), else benchmark.py and the
-demo stay in float32. Prints throughput both ways, the images whose answer changed and the
-verdict. (TF_SET_ONEDNN_FPMATH_MODE=BF16 was also tried: no effect on these ops.)
+demo stay in float32. Prints throughput and latency both ways (benchmark.py's own timing),
+the images whose answer changed and the verdict. (TF_SET_ONEDNN_FPMATH_MODE=BF16 was also
+tried: no effect on these ops.)
 """
 
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from fmnist_app.dataset import CLASS_NAMES, SHIPPED_GRAPH, load_split  # noqa: E402
+from fmnist_app.evaluation import class_metrics, confusion_matrix, timed_predictions  # noqa: E402
 from fmnist_app.inference import FrozenModel  # noqa: E402
 from fmnist_app.machine import cpu_model  # noqa: E402
 from fmnist_app.tf_quiet import tf  # noqa: E402
@@ -30,15 +31,12 @@ from fmnist_app.tf_quiet import tf  # noqa: E402
 ALLOWED_CHANGE = 0.05       # percentage points per class
 
 
-def timed(model, images):
-    model.predict(images[:1000])                         # trace and warm up
-    start = time.perf_counter()
-    probabilities = model.predict(images)
-    return probabilities.argmax(axis=1), len(images) / (time.perf_counter() - start)
-
-
-def per_class(predictions, labels):
-    return np.array([100 * np.mean(predictions[labels == c] == c) for c in range(len(CLASS_NAMES))])
+def run(model, images, labels):
+    """Per-class accuracy (%), predictions and benchmark.py's own timing of one pass."""
+    logits, timing = timed_predictions(model, images)
+    predictions = logits.argmax(axis=1)
+    _, per_class = class_metrics(confusion_matrix(labels, predictions))
+    return np.array([100 * c["accuracy"] for c in per_class]), predictions, timing
 
 
 def main():
@@ -46,12 +44,13 @@ def main():
     parser.add_argument("--model", default=str(ROOT / SHIPPED_GRAPH))
     args = parser.parse_args()
     images, labels = load_split("test")
-    plain, plain_rate = timed(FrozenModel(args.model), images)
+    before, plain, plain_timing = run(FrozenModel(args.model), images, labels)
     # Grappler reads its options when a function is first run, so a model loaded after
     # this line is rewritten and the one above is not.
     tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
-    reduced, reduced_rate = timed(FrozenModel(args.model), images)
-    before, after = per_class(plain, labels), per_class(reduced, labels)
+    after, reduced, reduced_timing = run(FrozenModel(args.model), images, labels)
+    plain_rate = plain_timing["images_per_second"]
+    reduced_rate = reduced_timing["images_per_second"]
     print(f"CPU: {cpu_model()}; model {args.model}")
     print(f"{'class':22} {'float32':>8} {'bfloat16':>9}")
     for name, a, b in zip(CLASS_NAMES, before, after):
@@ -61,6 +60,8 @@ def main():
     print(f"throughput: float32 {plain_rate:.0f} img/s, bfloat16 {reduced_rate:.0f} img/s "
           f"({reduced_rate / plain_rate:.2f}x); {int(np.sum(plain != reduced))} of {len(labels)} "
           "answers changed")
+    print(f"single-image latency: float32 {plain_timing['latency_ms_median']:.2f} ms, "
+          f"bfloat16 {reduced_timing['latency_ms_median']:.2f} ms")
     largest = float(np.max(np.abs(after - before)))
     verdict = "allowed" if largest <= ALLOWED_CHANGE else "not allowed"
     print(f"largest per-class change {largest:.2f} points (limit {ALLOWED_CHANGE}): "
