@@ -7,7 +7,7 @@ Reading the IDX files and the dataset facts live in fmnist_app.dataset (TensorFl
 
 import numpy as np
 
-from fmnist_app.dataset import FOOTWEAR_CLASSES, IMAGE_SIZE, NUM_CLASSES
+from fmnist_app.dataset import FOOTWEAR_CLASSES, IMAGE_SIZE
 from fmnist_app.tf_quiet import tf
 
 # --------------------------------------------------------------------------- augmentation
@@ -125,22 +125,26 @@ def _as_float_batch(images, labels):
 
 
 def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="noise",
-                  flip_footwear=False, rotate_degrees=0.0, outliers=None, outlier_fraction=0.0):
+                  flip_footwear=False, rotate_degrees=0.0, mixed_in=()):
     """Endless shuffled, batched and augmented stream of (images, labels).
 
-    With `outliers` (N, 28, 28) and `outlier_fraction` > 0, that share of the examples are
-    outliers labelled NUM_CLASSES (see losses.with_outlier_exposure).
+    `mixed_in`: (images, labels, fraction) sources drawn as that share of the examples, e.g.
+    camera views of garments (fmnist_app/camera_views.py) or outliers labelled NUM_CLASSES
+    (losses.with_outlier_exposure); the main images make up the rest.
     Augmentation is mapped after batching so every op runs vectorised over a whole
     batch, in parallel with training, with prefetching.
     """
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
-    if outliers is not None and outlier_fraction > 0:
-        outlier_labels = np.full(len(outliers), NUM_CLASSES, labels.dtype)
-        others = tf.data.Dataset.from_tensor_slices((outliers, outlier_labels))
-        others = others.shuffle(len(outliers), seed=seed + 1).repeat()
-        ds = tf.data.Dataset.sample_from_datasets(
-            [ds, others], [1 - outlier_fraction, outlier_fraction], seed=seed)
+    def endless(images, labels, seed):
+        ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
+        return ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
+
+    sources = [(endless(images, labels, seed), 1.0)]
+    for number, (extra_images, extra_labels, fraction) in enumerate(mixed_in, start=1):
+        if fraction > 0 and len(extra_labels):
+            sources.append((endless(extra_images, extra_labels, seed + number), fraction))
+    main_share = 1.0 - sum(fraction for _, fraction in sources[1:])
+    ds = sources[0][0] if len(sources) == 1 else tf.data.Dataset.sample_from_datasets(
+        [source for source, _ in sources], [main_share] + [f for _, f in sources[1:]], seed=seed)
 
     def to_training_batch(images, labels):
         images, labels = _as_float_batch(images, labels)

@@ -28,6 +28,8 @@ class Config:
     ROTATE_DEGREES: float = 0.0         # random rotation up to +-this; 0 disables
     OUTLIER_FRACTION: float = 0.0       # share of each batch that is not a garment (outlier
     OUTLIER_WEIGHT: float = 0.5         # exposure, fmnist_app/outliers.py) and its loss weight
+    CAMERA_FRACTION: float = 0.0        # share of each batch that is a training garment as
+                                        # the demo sees it (fmnist_app/camera_views.py)
     INIT_FROM: str = ""                 # a run folder whose weights this run starts from
     EXTRA_DATA_DIR: str = ""            # your own labelled images (window keys 0-9), mixed in
     EXTRA_SHARE: float = 0.1            # ... as this share of the training examples
@@ -80,7 +82,7 @@ def choices():
 RANGES = {
     "FOCAL_GAMMA": (0, None), "FOCAL_ALPHA": (0, None), "LABEL_SMOOTHING": (0, 0.5),
     "AUGMENT_PROB": (0, 1), "ROTATE_DEGREES": (0, 45), "OUTLIER_FRACTION": (0, 0.5),
-    "OUTLIER_WEIGHT": (0, None),
+    "OUTLIER_WEIGHT": (0, None), "CAMERA_FRACTION": (0, 0.8),
     "EXTRA_SHARE": (0, 0.9), "EXTRA_HOLDOUT": (0, 0.9), "BATCH_SIZE": (1, 65536),
     "WEIGHT_DECAY": (0, None),
     "LEARNING_RATE": (1e-9, 10), "DECAY_RATE": (1e-6, 1), "DECAY_STEPS": (1, None),
@@ -133,6 +135,10 @@ def from_dict(values):
                           " > 0 or EARLY_STOPPING_PATIENCE to 0")
     if config.MODEL_DIR in ("", ".", "..") or "/" in config.MODEL_DIR:
         raise ConfigError(f"MODEL_DIR must be a plain folder name, got {config.MODEL_DIR!r}")
+    if config.OUTLIER_FRACTION + config.CAMERA_FRACTION > 0.9:
+        raise ConfigError("OUTLIER_FRACTION + CAMERA_FRACTION must leave at least 0.1 of each "
+                          f"batch to the dataset's images, got {config.OUTLIER_FRACTION} + "
+                          f"{config.CAMERA_FRACTION}")
     return config
 
 

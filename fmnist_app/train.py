@@ -34,9 +34,11 @@ import numpy as np
 import data_input
 from fmnist_app import config as config_module
 from fmnist_app import distribute
+from fmnist_app.camera_views import make_camera_views
 from fmnist_app.dataset import (
     CLASS_NAMES,
     GRAPH_FILENAME,
+    NUM_CLASSES,
     DatasetError,
     load_split,
     stratified_split,
@@ -54,6 +56,8 @@ from fmnist_app.tf_quiet import keras, tf
 
 WEIGHTS_FILENAME = "model.weights.h5"
 OUTLIER_BANK_SIZE = 20000
+CAMERA_BANK_SIZE = 16000        # camera views rendered per run (~3 min on two cores)
+CAMERA_BANK_FILENAME = "camera_views.npz"
 
 
 class TrainingError(RuntimeError):
@@ -412,6 +416,36 @@ def log_evaluation(log, data, current, loss, state, progress, accuracy, per_clas
         tf.summary.scalar(f"{name}_per_class/{cls}_{CLASS_NAMES[cls]}", acc, step=current)
 
 
+def mixed_in_sources(config, data, chief):
+    """(images, labels, fraction) drawn into every batch besides the training images:
+    outliers (not garments) and camera views of training garments."""
+    sources = []
+    if config.OUTLIER_FRACTION:
+        outliers = make_outliers(OUTLIER_BANK_SIZE, config.SEED, data.train_images)
+        sources.append((outliers, np.full(len(outliers), NUM_CLASSES), config.OUTLIER_FRACTION))
+    if config.CAMERA_FRACTION:
+        sources.append((*camera_bank(config, data, chief), config.CAMERA_FRACTION))
+    return sources
+
+
+def camera_bank(config, data, chief):
+    """The run's camera views, rendered once and kept in the run folder so a resumed run
+    trains on the same bank without rendering it again."""
+    path = config.run_dir / CAMERA_BANK_FILENAME
+    if path.exists():
+        with np.load(path) as saved:
+            return saved["views"], saved["labels"]
+    started = time.monotonic()
+    views, labels = make_camera_views(CAMERA_BANK_SIZE, config.SEED, data.train_images,
+                                      data.train_labels)
+    print(f"camera views: {len(labels):,} of {CAMERA_BANK_SIZE:,} training garments kept, "
+          f"rendered in {time.monotonic() - started:.0f} s")
+    if chief:
+        with atomic_path(path) as temporary, open(temporary, "wb") as file:
+            np.savez_compressed(file, views=views, labels=labels)
+    return views, labels
+
+
 def fit(config, strategy, state, data, chief):
     """The training loop: steps, logging, evaluation, checkpoints, signals.
 
@@ -422,12 +456,10 @@ def fit(config, strategy, state, data, chief):
     start_step = int(state.step.numpy())
     # A resumed run draws a fresh shuffle/augmentation stream instead of replaying the first one.
     tf.random.set_seed(config.SEED + start_step)
-    outliers = (make_outliers(OUTLIER_BANK_SIZE, config.SEED, data.train_images)
-                if config.OUTLIER_FRACTION else None)
     dataset = strategy.experimental_distribute_dataset(data_input.train_dataset(
         data.train_images, data.train_labels, global_batch, config.AUGMENT_PROB,
         config.SEED + start_step, config.ERASE_FILL, config.FLIP_FOOTWEAR,
-        config.ROTATE_DEGREES, outliers, config.OUTLIER_FRACTION))
+        config.ROTATE_DEGREES, mixed_in_sources(config, data, chief)))
     train_step, predict_batch = step_functions(config, strategy, state, global_batch)
     run_dir = config.run_dir
     if chief:

@@ -1,0 +1,47 @@
+"""Training garments as the demo sees them: rendered into a camera frame, then preprocessed.
+
+The model is trained on Fashion-MNIST's clean product shots, but in the demo it is shown what
+`preprocess.analyse_crop` makes of a webcam frame: the same garment, rebuilt from a blurred,
+noisy, unevenly lit, JPEG-compressed view, trimmed along a threshold. A share of each training
+batch drawn from these "camera views" closes that gap (CAMERA_FRACTION in the config).
+
+Views are rendered from *training* images only (the scene benchmark renders test images), one
+frame each under a random garment condition of `fmnist_app.scenes`, seeded per image so a bank
+is the same whatever the thread order. Views the preprocessing refuses (box empty, something
+reaching in) are dropped: the demo never classifies them either.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from fmnist_app import scenes
+from fmnist_app.preprocess import FOUND, analyse_crop, analysis_box, crop_box
+
+THREADS = 2              # OpenCV and numpy release the GIL: 1.4x on two cores
+
+
+def camera_view(image28, rng):
+    """(28x28 uint8 model input, True) for one rendered frame of `image28`, or (None, False)
+    when the preprocessing finds no garment in it."""
+    condition = rng.choice(list(scenes.GARMENT_CONDITIONS))
+    frame = scenes.render(condition, image28, rng, 1)[0]
+    crop = crop_box(frame, analysis_box(scenes.BOX, frame.shape[1], frame.shape[0]))
+    view, verdict = analyse_crop(crop)
+    return (view, True) if verdict == FOUND else (None, False)
+
+
+def make_camera_views(count, seed, images, labels):
+    """(views (N, 28, 28) uint8, labels (N,)) for `count` training images drawn with `seed`;
+    N <= count (refused views are dropped)."""
+    chosen = np.random.default_rng(seed).choice(len(images), min(count, len(images)),
+                                                replace=False)
+
+    def view_of(index):
+        return camera_view(images[index], np.random.default_rng([seed, int(index)]))
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(view_of, chosen))
+    kept = [i for i, (_, found) in enumerate(results) if found]
+    views = np.stack([results[i][0] for i in kept]) if kept else np.zeros((0, 28, 28), np.uint8)
+    return views, labels[chosen[kept]]
