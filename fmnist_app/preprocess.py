@@ -212,14 +212,19 @@ def background_colours(ring_values, sides):
     return np.stack(kept)
 
 
-def sensor_noise(relative, ring):
-    """Noise level of the relative image: from differences between neighbouring ring pixels,
-    which a smooth or patterned background barely changes but sensor noise does (MAD, over
-    the top and bottom bands; RMS over channels)."""
+def sensor_noise(relative):
+    """Noise level of the relative image, from differences between neighbouring pixels of
+    the top and bottom bands of the ring (MAD; RMS over channels). A smooth background
+    barely changes them; a striped one does across its stripes but not along them, so of
+    the four directions (across, down, both diagonals) the quietest one counts."""
     bands = np.concatenate([relative[:BORDER_WIDTH], relative[-BORDER_WIDTH:]])
-    steps = (bands[:, 1:] - bands[:, :-1]).reshape(-1, 3)
-    sigma = 1.4826 * np.median(np.abs(steps), axis=0) / np.sqrt(2)
-    return float(np.sqrt(np.mean(sigma * sigma))) + 1e-4
+    steps = (bands[:, 1:] - bands[:, :-1], bands[1:] - bands[:-1],
+             bands[1:, 1:] - bands[:-1, :-1], bands[1:, :-1] - bands[:-1, 1:])
+    levels = []
+    for step in steps:
+        sigma = 1.4826 * np.median(np.abs(step.reshape(-1, 3)), axis=0) / np.sqrt(2)
+        levels.append(float(np.sqrt(np.mean(sigma * sigma))))
+    return min(levels) + 1e-4
 
 
 def contrast_image(colour):
@@ -241,7 +246,7 @@ def contrast_image(colour):
     # Whichever is larger: pixel noise (neighbour differences), or what the ring keeps of
     # its own structure after the background colours are taken out (JPEG banding in the
     # dark, a pattern with more colours than the clusters; median RMS = 0.888 sigma).
-    noise = max(sensor_noise(relative, ring), float(np.median(contrast[ring])) / 0.888)
+    noise = max(sensor_noise(relative), float(np.median(contrast[ring])) / 0.888)
     return contrast, noise, relative @ LUMINANCE_WEIGHTS
 
 
