@@ -19,6 +19,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from fmnist_app import scenes
+
 # Probing camera indices that do not exist is normal here; OpenCV would warn for each one.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
@@ -253,54 +255,6 @@ class ImageSource(FrameSource):
 
 # --------------------------------------------------------------------------- the demo scene
 
-def uneven_light(width, height, brightest=235.0, darkest=130.0, angle=0.5, vignette=0.35):
-    """Background brightness (H, W) float32: a linear gradient times a soft vignette.
-
-    Smooth, so it is computed on a grid 8x coarser and enlarged (4x faster per scene).
-    """
-    ys, xs = np.mgrid[0:height // 8, 0:width // 8].astype(np.float32)
-    xs, ys = xs / (width // 8) - 0.5, ys / (height // 8) - 0.5
-    ramp = np.clip(0.5 + np.cos(angle) * xs + np.sin(angle) * ys, 0, 1)   # ~0..1 across
-    darkness = darkest / brightest
-    coarse = brightest * (darkness + (1 - darkness) * ramp) * (1.0 - vignette * (xs * xs + ys * ys))
-    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def garment_reflectance(image28, side, contrast=0.8, tint=(1.0, 1.0, 1.0)):
-    """A dataset image as a printed garment: (side, side, 3) reflectance, 1 = background.
-
-    Bright dataset pixels become dark cloth; `tint` (B, G, R weights) colours it a little.
-    """
-    enlarged = cv2.resize(image28, (side, side), interpolation=cv2.INTER_LINEAR)
-    ink = contrast * enlarged.astype(np.float32)[..., None] / 255.0
-    return 1.0 - ink * np.asarray(tint, np.float32)
-
-
-def render_scene(light, garments, noise_sigma=4.0, rng=None):
-    """Compose garments onto a lit background: a BGR uint8 frame like a camera's.
-
-    light: (H, W) float32 brightness; garments: [(reflectance (s, s, 3), (centre_x, centre_y))]
-    partly outside the frame is fine. Gaussian sensor noise of `noise_sigma` grey levels.
-    """
-    height, width = light.shape
-    frame = np.repeat(light[..., None], 3, axis=2)
-    for reflectance, (centre_x, centre_y) in garments:
-        side = reflectance.shape[0]
-        left, top = int(round(centre_x - side / 2)), int(round(centre_y - side / 2))
-        x0, y0 = max(left, 0), max(top, 0)
-        x1, y1 = min(left + side, width), min(top + side, height)
-        if x0 < x1 and y0 < y1:
-            frame[y0:y1, x0:x1] *= reflectance[y0 - top:y1 - top, x0 - left:x1 - left]
-    if noise_sigma > 0:
-        noise = np.empty(frame.shape, np.float32)
-        if rng is None:
-            cv2.randn(noise, 0.0, noise_sigma)
-        else:
-            noise[:] = rng.normal(0.0, noise_sigma, frame.shape)
-        frame += noise
-    return np.clip(frame, 0, 255).astype(np.uint8)
-
-
 def smoothstep(t):
     t = min(max(t, 0.0), 1.0)
     return t * t * (3 - 2 * t)
@@ -311,12 +265,15 @@ class DemoSource(FrameSource):
 
     Each garment rests in the box for a while, then the belt moves the next one in. The scene
     has uneven light and sensor noise, so it exercises the same preprocessing a camera does.
+    Garments are drawn as the scene benchmark draws them (fmnist_app.scenes), a box-sized
+    garment at a time, in the scenes' 640x480 frame.
     """
 
-    width, height = 640, 480
+    width, height = scenes.WIDTH, scenes.HEIGHT
     seconds_per_garment, seconds_moving = 3.0, 0.8
-    garment_fraction = 0.45          # garment side as a fraction of the frame height
-    tints = ((1.0, 1.0, 1.0), (0.85, 0.95, 1.0), (1.0, 0.9, 0.75), (0.8, 1.0, 0.9))
+    # White cloth printed in a tinted ink (per channel, B G R): its darkest parts 20-36% of it.
+    inks = tuple(0.8 * np.float32(tint) for tint in
+                 ((1.0, 1.0, 1.0), (0.85, 0.95, 1.0), (1.0, 0.9, 0.75), (0.8, 1.0, 0.9)))
 
     def __init__(self, images, live=False, seed=0):
         images = np.asarray(images)
@@ -325,13 +282,12 @@ class DemoSource(FrameSource):
         self.name = "demo source"
         self.order = np.random.default_rng(seed).permutation(len(images))
         self.images = images
-        self.light = uneven_light(self.width, self.height)
-        self.side = round(self.garment_fraction * self.height)
+        self.light = scenes.uneven_light(self.width, self.height)
+        self.side = scenes.GARMENT_FRACTION * scenes.BOX.side
         # Neighbours peek in at the frame's sides but stay clear of the default guide box.
         self.spacing = round(0.52 * self.width)
         self._pacer = Pacer(DEMO_FPS) if live else None
         self._frame_index = 0
-        self._reflectances = {}
 
     @classmethod
     def from_test_set(cls, live=False, seed=0):
@@ -342,29 +298,21 @@ class DemoSource(FrameSource):
             raise SourceError(f"demo source needs the Fashion-MNIST test set: {err}") from None
         return cls(images, live=live, seed=seed)
 
-    def _reflectance(self, position):
-        """Garment number `position` along the belt (cached while it is on screen)."""
-        index = int(self.order[position % len(self.order)])
-        if index not in self._reflectances:
-            if len(self._reflectances) > 8:
-                self._reflectances.clear()
-            tint = self.tints[position % len(self.tints)]
-            self._reflectances[index] = garment_reflectance(self.images[index], self.side,
-                                                            tint=tint)
-        return self._reflectances[index]
-
     def frame_at(self, seconds):
         cycle, phase = divmod(seconds / self.seconds_per_garment, 1.0)
         moving = (phase * self.seconds_per_garment - self.seconds_per_garment
                   + self.seconds_moving) / self.seconds_moving
         belt = (cycle + smoothstep(moving)) * self.spacing
         centre_x, centre_y = self.width / 2, self.height / 2 + 6 * np.sin(seconds * 1.3)
-        garments = []
+        canvas = scenes.plain(scenes.grey(1.0))
         for position in range(int(cycle) - 1, int(cycle) + 3):
             x = centre_x + position * self.spacing - belt
             if -self.side < x < self.width + self.side:
-                garments.append((self._reflectance(position), (x, centre_y)))
-        return render_scene(self.light, garments)
+                image = self.images[self.order[position % len(self.order)]]
+                ink = self.inks[position % len(self.inks)]
+                scenes.place_garment(canvas, image, scenes.grey(1.0), ink,
+                                     offset=(x - centre_x, centre_y - self.height / 2))
+        return scenes.expose(canvas, self.light, noise_sigma=4.0)
 
     def read(self):
         if self._pacer:
