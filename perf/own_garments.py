@@ -1,10 +1,13 @@
 """Does fine-tuning on "your own garments" fix what the shipped model gets wrong on them?
 
-    .venv/bin/python perf/own_garments.py [--per-class 20] [--seed 7] [--out /tmp/own]
+    .venv/bin/python perf/own_garments.py [--per-class 20] [--shots 1] [--seed 7] [--out DIR]
 
 A stand-in for a user's folder: test-set garments rendered as camera scenes under the scene
 benchmark's harder conditions (seed --seed, used by no tuning), three frames each through the
-demo pipeline, saved as the window's 0-9 keys would save them. Then the README's commands:
+demo pipeline, saved as the window's 0-9 keys would save them. With --shots K each garment is
+saved from K scenes, as a user shoots their own sneaker more than once: the fine-tune's
+held-out half then holds new shots of garments it trained on (the question "does it now
+know *my* sneaker"), where with K = 1 every held-out image is a garment it never saw. Then the README's commands:
 `benchmark.py --images`-style measurement of the shipped model, the fine-tune
 (configs/finetune.json, timed), and the same measurement of the fine-tuned model, on the half
 of the folder the fine-tune held out. Also the Fashion-MNIST test accuracy of both, on the
@@ -35,8 +38,9 @@ HARD_CONDITIONS = ("light garment on dark", "textured background", "colour on co
                    "hand at the box edge", "off-centre, rotated, scaled")
 
 
-def collect(folder, per_class, seed):
-    """Render and save the stand-in folder; returns the test indices used."""
+def collect(folder, per_class, seed, shots=1):
+    """Render and save the stand-in folder, each garment in `shots` scenes (each under the
+    next condition); returns the test indices used."""
     images, labels = load_split("test")
     classifier = load_classifier(SHIPPED_GRAPH)
     rng = np.random.default_rng(seed)
@@ -44,13 +48,14 @@ def collect(folder, per_class, seed):
     for label in range(10):
         for number, index in enumerate(rng.choice(np.flatnonzero(labels == label), per_class,
                                                   replace=False)):
-            condition = HARD_CONDITIONS[number % len(HARD_CONDITIONS)]
-            pipeline = Pipeline(classifier)
-            for frame in scenes.render(condition, images[index], rng, 3):
-                result = pipeline.process(frame, scenes.BOX_FRACTION)
-            if result.verdict not in (EMPTY, NOT_INSIDE):    # a user saves what they see
-                save_example(folder, label, result, f"scene {condition}")
-                used.append(index)
+            for shot in range(shots):
+                condition = HARD_CONDITIONS[(number + shot) % len(HARD_CONDITIONS)]
+                pipeline = Pipeline(classifier)
+                for frame in scenes.render(condition, images[index], rng, 3):
+                    result = pipeline.process(frame, scenes.BOX_FRACTION)
+                if result.verdict not in (EMPTY, NOT_INSIDE):    # a user saves what they see
+                    save_example(folder, label, result, f"scene {condition}")
+                    used.append(index)
     return np.asarray(used)
 
 
@@ -62,12 +67,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--shots", type=int, default=1,
+                        help="scenes per garment (default 1: every image a different garment)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/own_garments"))
     args = parser.parse_args()
     folder, runs = args.out / "my_garments", args.out / "runs"
     if args.out.exists():
         sys.exit(f"error: {args.out} exists; pass a new --out")
-    used = collect(folder, args.per_class, args.seed)
+    used = collect(folder, args.per_class, args.seed, args.shots)
 
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "fmnist_app.train", "--config",
@@ -88,7 +95,8 @@ def main():
     for name, graph in (("shipped", SHIPPED_GRAPH), ("fine-tuned", tuned)):
         rows.append((name, held_out_accuracy(graph, images[held_out], labels[held_out]),
                      held_out_accuracy(graph, test_images[unused], test_labels[unused])))
-    print(f"\n{len(labels)} saved images ({args.per_class} scenes per class, seed {args.seed}); "
+    print(f"\n{len(labels)} saved images ({args.per_class} garments per class, {args.shots} "
+          f"scene(s) each, seed {args.seed}); "
           f"{len(held_out)} held out by the fine-tune; CPU {cpu_model()}")
     print(f"{'model':12s} {'held-out own':>13s} {'errors':>7s} {'FMNIST test*':>13s}")
     for name, own, test in rows:
