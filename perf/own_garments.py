@@ -10,8 +10,9 @@ held-out half then holds new shots of garments it trained on (the question "does
 know *my* sneaker"), where with K = 1 every held-out image is a garment it never saw.
 Then the README's commands: `benchmark.py --images`-style measurement of the shipped
 model, the fine-tune (configs/finetune.json, timed), and the same measurement of the
-fine-tuned model, on the half of the folder the fine-tune held out. Also the Fashion-MNIST test accuracy of both, on the
-test images not used for the folder. Prints one table with the CPU.
+fine-tuned model, on the half of the folder the fine-tune held out. Also the Fashion-MNIST
+test accuracy of both, on the test images not used for the folder. Prints one table with
+the CPU.
 """
 
 import argparse
