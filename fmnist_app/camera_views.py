@@ -40,6 +40,7 @@ def make_camera_views(count, seed, images, labels):
     def view_of(index):
         return camera_view(images[index], np.random.default_rng([seed, int(index)]))
 
+    # Executor.map cancels the views not started yet when one fails or on Ctrl-C.
     with ThreadPoolExecutor(THREADS) as pool:
         results = list(pool.map(view_of, chosen))
     kept = [i for i, (_, found) in enumerate(results) if found]

@@ -435,11 +435,13 @@ def camera_bank(config, data, chief):
     if path.exists():
         with np.load(path) as saved:
             return saved["views"], saved["labels"]
+    print(f"camera views: rendering {CAMERA_BANK_SIZE:,} training garments through the demo's "
+          "camera path (a few minutes; kept for --resume)", flush=True)
     started = time.monotonic()
     views, labels = make_camera_views(CAMERA_BANK_SIZE, config.SEED, data.train_images,
                                       data.train_labels)
-    print(f"camera views: {len(labels):,} of {CAMERA_BANK_SIZE:,} training garments kept, "
-          f"rendered in {time.monotonic() - started:.0f} s")
+    print(f"camera views: {len(labels):,} of {CAMERA_BANK_SIZE:,} kept (the rest the "
+          f"preprocessing refused), rendered in {time.monotonic() - started:.0f} s", flush=True)
     if chief:
         with atomic_path(path) as temporary, open(temporary, "wb") as file:
             np.savez_compressed(file, views=views, labels=labels)

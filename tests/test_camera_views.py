@@ -87,3 +87,21 @@ def test_a_run_keeps_its_bank_and_a_resumed_run_reuses_it(fake_data_dir, tmp_pat
     monkeypatch.setattr(train, "make_camera_views", must_not_render)
     train.train(tiny_config(fake_data_dir, tmp_path, STEPS=20, EVAL_EVERY=10,
                             CAMERA_FRACTION=0.3), resume=True)
+
+
+def test_a_failure_stops_the_rendering_at_once(garments, monkeypatch):
+    # Ctrl-C or an error in one view must not leave the other 16,000 to be rendered first.
+    from fmnist_app import camera_views
+    calls = []
+
+    def failing_view(image28, rng):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("boom")
+        return image28, True
+
+    monkeypatch.setattr(camera_views, "camera_view", failing_view)
+    images, labels = garments
+    with pytest.raises(RuntimeError, match="boom"):
+        make_camera_views(400, seed=1, images=images, labels=labels)
+    assert len(calls) < 40
