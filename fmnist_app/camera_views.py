@@ -40,9 +40,12 @@ def make_camera_views(count, seed, images, labels):
     def view_of(index):
         return camera_view(images[index], np.random.default_rng([seed, int(index)]))
 
-    # Executor.map cancels the views not started yet when one fails or on Ctrl-C.
-    with ThreadPoolExecutor(THREADS) as pool:
+    pool = ThreadPoolExecutor(THREADS)
+    try:
         results = list(pool.map(view_of, chosen))
+    finally:
+        # On Ctrl-C or an error, drop the views not started yet instead of rendering them all.
+        pool.shutdown(wait=True, cancel_futures=True)
     kept = [i for i, (_, found) in enumerate(results) if found]
     views = np.stack([results[i][0] for i in kept]) if kept else np.zeros((0, 28, 28), np.uint8)
     return views, labels[chosen[kept]]
