@@ -1,6 +1,8 @@
 """Camera views of training garments (CAMERA_FRACTION): what they look like, that a bank is
 repeatable, how they are mixed into batches, and that a run keeps its bank for --resume."""
 
+import time
+
 import numpy as np
 import pytest
 from test_train_export import tiny_config
@@ -98,6 +100,7 @@ def test_a_failure_stops_the_rendering_at_once(garments, monkeypatch):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("boom")
+        time.sleep(0.005)                   # a view takes time, as a real one (~15 ms) does
         return image28, True
 
     monkeypatch.setattr(camera_views, "camera_view", failing_view)
