@@ -16,19 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from fmnist_app import scenes
-from fmnist_app.preprocess import FOUND, analyse_crop, analysis_box, crop_box
+from fmnist_app.preprocess import FOUND, prepare_frame
 
 THREADS = 2              # OpenCV and numpy release the GIL: 1.4x on two cores
 
 
 def camera_view(image28, rng):
-    """(28x28 uint8 model input, True) for one rendered frame of `image28`, or (None, False)
-    when the preprocessing finds no garment in it."""
+    """The 28x28 uint8 model input for one rendered frame of `image28`, or None when the
+    preprocessing finds no garment in it."""
     condition = rng.choice(list(scenes.GARMENT_CONDITIONS))
-    frame = scenes.render(condition, image28, rng, 1)[0]
-    crop = crop_box(frame, analysis_box(scenes.BOX, frame.shape[1], frame.shape[0]))
-    view, verdict = analyse_crop(crop)
-    return (view, True) if verdict == FOUND else (None, False)
+    _, view, outcome = prepare_frame(scenes.render(condition, image28, rng)[0], scenes.BOX)
+    return view if outcome == FOUND else None
 
 
 def make_camera_views(count, seed, images, labels):
@@ -46,6 +44,6 @@ def make_camera_views(count, seed, images, labels):
     finally:
         # On Ctrl-C or an error, drop the views not started yet instead of rendering them all.
         pool.shutdown(wait=True, cancel_futures=True)
-    kept = [i for i, (_, found) in enumerate(results) if found]
-    views = np.stack([results[i][0] for i in kept]) if kept else np.zeros((0, 28, 28), np.uint8)
+    kept = [i for i, view in enumerate(results) if view is not None]
+    views = np.stack([results[i] for i in kept]) if kept else np.zeros((0, 28, 28), np.uint8)
     return views, labels[chosen[kept]]

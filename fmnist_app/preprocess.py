@@ -362,6 +362,7 @@ def to_fashion_mnist(crop):
 
 
 def prepare_frame(frame, box):
-    """The analysed crop around a guide box and its 28x28 model input."""
+    """(crop, 28x28 model input, outcome) for a guide box in a frame: the analysed crop
+    around the box (the box plus its margin) and what analyse_crop makes of it."""
     crop = crop_box(frame, analysis_box(box, frame.shape[1], frame.shape[0]))
-    return crop, to_fashion_mnist(crop)
+    return (crop, *analyse_crop(crop))

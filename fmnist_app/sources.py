@@ -283,7 +283,6 @@ class DemoSource(FrameSource):
         self.order = np.random.default_rng(seed).permutation(len(images))
         self.images = images
         self.light = scenes.uneven_light(self.width, self.height)
-        self.side = scenes.GARMENT_FRACTION * scenes.BOX.side
         # Neighbours peek in at the frame's sides but stay clear of the default guide box.
         self.spacing = round(0.52 * self.width)
         self._pacer = Pacer(DEMO_FPS) if live else None
@@ -303,15 +302,14 @@ class DemoSource(FrameSource):
         moving = (phase * self.seconds_per_garment - self.seconds_per_garment
                   + self.seconds_moving) / self.seconds_moving
         belt = (cycle + smoothstep(moving)) * self.spacing
-        centre_x, centre_y = self.width / 2, self.height / 2 + 6 * np.sin(seconds * 1.3)
+        bob = 6 * np.sin(seconds * 1.3)                # the garment sways a little
         canvas = scenes.plain(scenes.grey(1.0))
         for position in range(int(cycle) - 1, int(cycle) + 3):
-            x = centre_x + position * self.spacing - belt
-            if -self.side < x < self.width + self.side:
-                image = self.images[self.order[position % len(self.order)]]
-                ink = self.inks[position % len(self.inks)]
-                scenes.place_garment(canvas, image, scenes.grey(1.0), ink,
-                                     offset=(x - centre_x, centre_y - self.height / 2))
+            # place_garment skips the garments wholly outside the frame.
+            image = self.images[self.order[position % len(self.order)]]
+            ink = self.inks[position % len(self.inks)]
+            scenes.place_garment(canvas, image, scenes.grey(1.0), ink,
+                                 offset=(position * self.spacing - belt, bob))
         return scenes.expose(canvas, self.light, noise_sigma=4.0)
 
     def read(self):

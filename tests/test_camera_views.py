@@ -101,7 +101,7 @@ def test_a_failure_stops_the_rendering_at_once(garments, monkeypatch):
         if len(calls) == 3:
             raise RuntimeError("boom")
         time.sleep(0.005)                   # a view takes time, as a real one (~15 ms) does
-        return image28, True
+        return image28
 
     monkeypatch.setattr(camera_views, "camera_view", failing_view)
     images, labels = garments

@@ -17,10 +17,8 @@ from fmnist_app.preprocess import (
     NOTHING,
     REACHES_IN,
     Box,
-    analyse_crop,
-    analysis_box,
-    crop_box,
     guide_box,
+    prepare_frame,
 )
 
 SMOOTHING_FRAMES = 8
@@ -152,8 +150,7 @@ class Pipeline:
                 # Classify what the user sees: they turn a shoe to match the screen.
                 frame = cv2.flip(frame, 1)
             box = guide_box(frame.shape[1], frame.shape[0], box_fraction)
-            crop = crop_box(frame, analysis_box(box, frame.shape[1], frame.shape[0]))
-            model_input, outcome = analyse_crop(crop)
+            crop, model_input, outcome = prepare_frame(frame, box)
         except (ValueError, cv2.error, AttributeError, IndexError) as err:
             problem, outcome = f"frame skipped: {err}", None
             box, crop = Box(0, 0, 0), np.zeros((1, 1, 3), np.uint8)
