@@ -30,6 +30,7 @@ class Config:
     OUTLIER_WEIGHT: float = 0.5         # exposure, fmnist_app/outliers.py) and its loss weight
     CAMERA_FRACTION: float = 0.0        # share of each batch that is a training garment as
                                         # the demo sees it (fmnist_app/camera_views.py)
+    CAMERA_VIEWS: int = 16000           # ... rendered once per run (~4 min per 16,000 here)
     INIT_FROM: str = ""                 # a run folder whose weights this run starts from
     EXTRA_DATA_DIR: str = ""            # your own labelled images (window keys 0-9), mixed in
     EXTRA_SHARE: float = 0.1            # ... as this share of the training examples
@@ -83,6 +84,7 @@ RANGES = {
     "FOCAL_GAMMA": (0, None), "FOCAL_ALPHA": (0, None), "LABEL_SMOOTHING": (0, 0.5),
     "AUGMENT_PROB": (0, 1), "ROTATE_DEGREES": (0, 45), "OUTLIER_FRACTION": (0, 0.5),
     "OUTLIER_WEIGHT": (0, None), "CAMERA_FRACTION": (0, 0.8),
+    "CAMERA_VIEWS": (100, 200000),
     "EXTRA_SHARE": (0, 0.9), "EXTRA_HOLDOUT": (0, 0.9), "BATCH_SIZE": (1, 65536),
     "WEIGHT_DECAY": (0, None),
     "LEARNING_RATE": (1e-9, 10), "DECAY_RATE": (1e-6, 1), "DECAY_STEPS": (1, None),

@@ -56,7 +56,6 @@ from fmnist_app.tf_quiet import keras, tf
 
 WEIGHTS_FILENAME = "model.weights.h5"
 OUTLIER_BANK_SIZE = 20000
-CAMERA_BANK_SIZE = 16000        # camera views rendered per run (~3 min on two cores)
 CAMERA_BANK_FILENAME = "camera_views.npz"
 
 
@@ -435,12 +434,12 @@ def camera_bank(config, data, chief):
     if path.exists():
         with np.load(path) as saved:
             return saved["views"], saved["labels"]
-    print(f"camera views: rendering {CAMERA_BANK_SIZE:,} training garments through the demo's "
+    print(f"camera views: rendering {config.CAMERA_VIEWS:,} training garments through the demo's "
           "camera path (a few minutes; kept for --resume)", flush=True)
     started = time.monotonic()
-    views, labels = make_camera_views(CAMERA_BANK_SIZE, config.SEED, data.train_images,
+    views, labels = make_camera_views(config.CAMERA_VIEWS, config.SEED, data.train_images,
                                       data.train_labels)
-    print(f"camera views: {len(labels):,} of {CAMERA_BANK_SIZE:,} kept (the rest the "
+    print(f"camera views: {len(labels):,} of {config.CAMERA_VIEWS:,} kept (the rest the "
           f"preprocessing refused), rendered in {time.monotonic() - started:.0f} s", flush=True)
     if chief:
         with atomic_path(path) as temporary, open(temporary, "wb") as file:

@@ -75,20 +75,20 @@ def test_fractions_that_leave_no_dataset_images_are_refused():
 
 
 def test_a_run_keeps_its_bank_and_a_resumed_run_reuses_it(fake_data_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "CAMERA_BANK_SIZE", 30)
-    cfg = tiny_config(fake_data_dir, tmp_path, STEPS=10, EVAL_EVERY=10, CAMERA_FRACTION=0.3)
+    cfg = tiny_config(fake_data_dir, tmp_path, STEPS=10, EVAL_EVERY=10, CAMERA_FRACTION=0.3,
+                      CAMERA_VIEWS=100)
     train.train(cfg)
     bank = cfg.run_dir / train.CAMERA_BANK_FILENAME
     with np.load(bank) as saved:
         views = saved["views"]
-    assert 0 < len(views) <= 30
+    assert 0 < len(views) <= 100
 
     def must_not_render(*args):
         raise AssertionError("a resumed run rendered its bank again")
 
     monkeypatch.setattr(train, "make_camera_views", must_not_render)
     train.train(tiny_config(fake_data_dir, tmp_path, STEPS=20, EVAL_EVERY=10,
-                            CAMERA_FRACTION=0.3), resume=True)
+                            CAMERA_FRACTION=0.3, CAMERA_VIEWS=100), resume=True)
 
 
 def test_a_failure_stops_the_rendering_at_once(garments, monkeypatch):
