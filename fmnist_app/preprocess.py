@@ -250,6 +250,14 @@ def contrast_image(colour):
     return contrast, noise, relative @ LUMINANCE_WEIGHTS
 
 
+def has_garment_sized_piece(mask):
+    """Whether, rim slivers opened away, one piece of `mask` spans MIN_GARMENT_SIDE of the box."""
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(opened)
+    sides = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    return count > 1 and sides.max() >= MIN_GARMENT_SIDE * mask.shape[0]
+
+
 def remove_held_parts(colour, mask, ring):
     """(mask without what reaches in, reaches_in).
 
@@ -258,8 +266,9 @@ def remove_held_parts(colour, mask, ring):
     hand); blob parts of that colour connected to the box edge are dropped. reaches_in is
     True when the object itself comes in from outside the box (an arm reaching in, a head
     on its shoulders, a garment too big or too far off-centre to be seen whole): when the
-    dropped parts would be most of the blob, or when what is left still crosses the ring
-    (a garment held inside the box leaves the margin around it free)."""
+    dropped parts leave no garment-sized piece (a hand and arm may well be bigger than the
+    sandal they hold), or when what is left still crosses the ring (a garment held inside
+    the box leaves the margin around it free)."""
     kept = mask
     samples = colour[ring & mask]
     if len(samples) >= 10:
@@ -271,9 +280,9 @@ def remove_held_parts(colour, mask, ring):
         held = np.isin(parts, reaching[reaching > 0])
         # Grow it a little: the blurred rim between hand and cloth belongs to neither colour.
         held = (cv2.dilate(held.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & mask
-        if np.count_nonzero(held) > 0.6 * np.count_nonzero(mask):
-            return mask, True
         kept = mask & ~held
+        if not has_garment_sized_piece(kept):
+            return mask, True
     return kept, np.count_nonzero(kept & ring) > MAX_RING_SHARE * np.count_nonzero(ring)
 
 

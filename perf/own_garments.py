@@ -1,6 +1,7 @@
 """Does fine-tuning on "your own garments" fix what the shipped model gets wrong on them?
 
     .venv/bin/python perf/own_garments.py [--per-class 20] [--shots 1] [--seed 7] [--out DIR]
+                                          [--set KEY=VALUE ...]
 
 A stand-in for a user's folder: test-set garments rendered as camera scenes under the scene
 benchmark's harder conditions (seed --seed, used by no tuning), three frames each through the
@@ -71,6 +72,8 @@ def main():
     parser.add_argument("--shots", type=int, default=1,
                         help="scenes per garment (default 1: every image a different garment)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/own_garments"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed on to the fine-tune (a change to configs/finetune.json)")
     args = parser.parse_args()
     folder, runs = args.out / "my_garments", args.out / "runs"
     if args.out.exists():
@@ -81,7 +84,9 @@ def main():
     subprocess.run([sys.executable, "-m", "fmnist_app.train", "--config",
                     str(ROOT / "configs/finetune.json"), "--init-from",
                     str(SHIPPED_GRAPH.parent), "--output-dir", str(runs), "--model-dir", "tuned",
-                    "--set", f"EXTRA_DATA_DIR={json.dumps(str(folder))}"], cwd=ROOT, check=True)
+                    "--set", f"EXTRA_DATA_DIR={json.dumps(str(folder))}",
+                    *[arg for change in args.set for arg in ("--set", change)]],
+                   cwd=ROOT, check=True)
     whole_command = time.monotonic() - started
     metrics = json.loads((runs / "tuned" / "metrics.json").read_text())
     config = load_config(runs / "tuned" / "config.json")
@@ -105,7 +110,8 @@ def main():
               f"{100 * test:12.2f}%")
     print(f"* the {len(unused)} test images not rendered into the folder")
     print(f"fine-tune: {metrics['steps']} steps, training {metrics['wall_seconds'] / 60:.1f} min, "
-          f"whole command {whole_command / 60:.1f} min")
+          f"whole command {whole_command / 60:.1f} min; configs/finetune.json"
+          + (f" with {' '.join(args.set)}" if args.set else ""))
 
 
 if __name__ == "__main__":

@@ -160,6 +160,18 @@ def test_an_arm_reaching_in_is_not_a_garment():
     assert outcome == REACHES_IN and not image.any()
 
 
+def test_a_small_garment_held_by_a_bigger_hand_is_still_found():
+    # Hand and arm cover more of the box than the shoe they hold; what matters is that a
+    # garment-sized piece is left once they are taken out.
+    frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(2))
+    frame[240:280, 220:370] = (60, 60, 60)                # a shoe lying flat ...
+    frame[225:295, 340:640] = (90, 120, 170)              # ... held by a hand, arm from the right
+    image, outcome = analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))
+    assert outcome == FOUND
+    # Longer than high, as the shoe is: the hand was not kept with it.
+    assert image.any(axis=0).sum() > 2 * image.any(axis=1).sum()
+
+
 def test_a_head_on_its_shoulders_is_not_taken_for_a_garment():
     # The shirt below the head crosses the box edge and is taken out like a hand; what is
     # left (head, neck, the shirt's shaded rim) still crosses the margin around the box.
