@@ -32,6 +32,7 @@ HELD_COLOUR_GAP = 30.0           # BGR levels from an intruder's colour that sti
 LIGHT_GARMENT_FILL = 0.4         # silhouette level under a light garment's own shading
 LUMINANCE_WEIGHTS = np.float32([0.114, 0.587, 0.299])       # B, G, R (ITU-R BT.601)
 HIDDEN_GAP = 17                  # WORK_SIZE pixels: widest notch behind a hand that is filled
+MAX_ARMS_SHARE = 0.12            # of the ring that what holds the garment may cross
 MAX_RING_SHARE = 0.005           # of the ring an object may still cover after the hand is out
 MIN_LARGEST_PIECE = 0.5          # share of the kept mask its largest piece must hold
 MIN_GARMENT_SIDE = 0.25          # a "garment" under a quarter of the box is a speck or a scrap
@@ -267,8 +268,9 @@ def remove_held_parts(colour, mask, ring):
     True when the object itself comes in from outside the box (an arm reaching in, a head
     on its shoulders, a garment too big or too far off-centre to be seen whole): when the
     dropped parts leave no garment-sized piece (a hand and arm may well be bigger than the
-    sandal they hold), or when what is left still crosses the ring (a garment held inside
-    the box leaves the margin around it free)."""
+    sandal they hold), when they come in wider than two arms (shoulders under a
+    head), or when what is left still crosses the ring (a garment held inside the box
+    leaves the margin around it free)."""
     kept = mask
     samples = colour[ring & mask]
     if len(samples) >= 10:
@@ -281,7 +283,10 @@ def remove_held_parts(colour, mask, ring):
         # Grow it a little: the blurred rim between hand and cloth belongs to neither colour.
         held = (cv2.dilate(held.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & mask
         kept = mask & ~held
-        if not has_garment_sized_piece(kept):
+        # An arm crosses the ring over 4-6% of it (two arms under 12%); shoulders under a head
+        # cross it over a whole side (15% and more), however many parts the head cuts them in.
+        wider_than_arms = np.count_nonzero(held & ring) > MAX_ARMS_SHARE * np.count_nonzero(ring)
+        if wider_than_arms or not has_garment_sized_piece(kept):
             return mask, True
     return kept, np.count_nonzero(kept & ring) > MAX_RING_SHARE * np.count_nonzero(ring)
 

@@ -172,6 +172,14 @@ def test_a_small_garment_held_by_a_bigger_hand_is_still_found():
     assert image.any(axis=0).sum() > 2 * image.any(axis=1).sum()
 
 
+def test_a_garment_held_by_both_hands_is_found():
+    frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(2))
+    frame[170:310, 250:390] = (60, 60, 60)                # a dark square garment ...
+    frame[160:220, 0:270] = (90, 120, 170)                # ... one arm from the left
+    frame[160:220, 370:640] = (90, 120, 170)              # ... and one from the right
+    assert analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))[1] == FOUND
+
+
 def test_a_head_on_its_shoulders_is_not_taken_for_a_garment():
     # The shirt below the head crosses the box edge and is taken out like a hand; what is
     # left (head, neck, the shirt's shaded rim) still crosses the margin around the box.
