@@ -100,14 +100,10 @@ class FrozenModel:
 
         try:
             wrapped = tf.compat.v1.wrap_function(import_graph, [])
-            pruned = wrapped.prune(
+            self._run = wrapped.prune(
                 wrapped.graph.get_tensor_by_name(INPUT_NAME + ":0"),
                 [wrapped.graph.get_tensor_by_name(name + ":0")
                  for name in (LOGITS_NAME, PROBABILITIES_NAME)])
-            # Called from inside a tf.function, the same graph answers one image in about
-            # 2 ms instead of 5-9 (benchmark.py's latency line); the outputs are identical.
-            self._run = tf.function(pruned, input_signature=[
-                tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)])
         except (ValueError, KeyError, tf.errors.OpError) as err:
             raise ModelError(f"{self.path}: graph cannot be loaded ({err}); re-export it") from None
         self._tf = tf
