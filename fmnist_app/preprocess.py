@@ -32,6 +32,7 @@ HELD_COLOUR_GAP = 30.0           # BGR levels from an intruder's colour that sti
 LIGHT_GARMENT_FILL = 0.4         # silhouette level under a light garment's own shading
 LUMINANCE_WEIGHTS = np.float32([0.114, 0.587, 0.299])       # B, G, R (ITU-R BT.601)
 HIDDEN_GAP = 17                  # WORK_SIZE pixels: widest notch behind a hand that is filled
+HUE_GAP = 0.03                   # share of B, G or R by which a hand's hue may differ
 MAX_ARMS_SHARE = 0.12            # of the ring that what holds the garment may cross
 MAX_RING_SHARE = 0.005           # of the ring an object may still cover after the hand is out
 MIN_LARGEST_PIECE = 0.5          # share of the kept mask its largest piece must hold
@@ -259,6 +260,24 @@ def has_garment_sized_piece(mask):
     return count > 1 and sides.max() >= MIN_GARMENT_SIDE * mask.shape[0]
 
 
+def is_skin(bgr):
+    """Whether a BGR colour lies in the skin range of YCrCb (Chai and Ngan 1999: Cr 133-173,
+    Cb 77-127), which holds skin of every tone under white light."""
+    _, cr, cb = cv2.cvtColor(np.uint8([[np.clip(bgr, 0, 255)]]), cv2.COLOR_BGR2YCrCb)[0, 0]
+    return 133 <= cr <= 173 and 77 <= cb <= 127
+
+
+def same_hue_other_light(colour, reference):
+    """Pixels of `reference`'s colour under more or less light: the same shares of B, G and R
+    (within HUE_GAP) at 0.6-1.6x its brightness. Uneven light makes a hand's fingers far
+    brighter or darker than its wrist at the box edge; it does not change their hue."""
+    total = colour.sum(axis=2) + 1e-3
+    reference_total = float(reference.sum()) + 1e-3
+    hue_gap = np.abs(colour / total[..., None] - reference / reference_total).max(axis=2)
+    ratio = total / reference_total
+    return (hue_gap < HUE_GAP) & (ratio > 0.6) & (ratio < 1.6)
+
+
 def remove_held_parts(colour, mask, ring):
     """(mask without what reaches in, reaches_in).
 
@@ -276,7 +295,12 @@ def remove_held_parts(colour, mask, ring):
     if len(samples) >= 10:
         mean = np.median(samples, axis=0)
         spread = max(HELD_COLOUR_GAP, 1.5 * 1.4826 * float(np.median(np.abs(samples - mean))))
-        similar = mask & (np.sqrt(np.sum((colour - mean) ** 2, axis=2)) < spread)
+        similar = np.sqrt(np.sum((colour - mean) ** 2, axis=2)) < spread
+        # A hand goes whole, however the light falls on it. Only a hand: a garment that
+        # crosses the ring would go whole too (off-centre garments, perf/live_accuracy.py).
+        if is_skin(mean):
+            similar |= same_hue_other_light(colour, mean)
+        similar &= mask
         count, parts = cv2.connectedComponents(similar.astype(np.uint8))
         reaching = np.unique(parts[ring & similar])
         held = np.isin(parts, reaching[reaching > 0])

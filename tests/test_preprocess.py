@@ -160,6 +160,17 @@ def test_an_arm_reaching_in_is_not_a_garment():
     assert outcome == REACHES_IN and not image.any()
 
 
+def test_a_bare_hand_in_the_light_with_its_arm_in_shade_is_not_a_garment():
+    # The hand is far brighter than the wrist at the box edge, but of the same hue: it goes
+    # with the arm, and nothing garment-sized is left.
+    frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(2))
+    skin = np.float32([90, 120, 170])
+    frame[300:480, 290:350] = skin * 0.85                 # an arm from the bottom, in shade ...
+    frame[170:300, 260:380] = skin * 1.25                 # ... its hand in the light
+    image, outcome = analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))
+    assert outcome == REACHES_IN and not image.any()
+
+
 def test_a_small_garment_held_by_a_bigger_hand_is_still_found():
     # Hand and arm cover more of the box than the shoe they hold; what matters is that a
     # garment-sized piece is left once they are taken out.
