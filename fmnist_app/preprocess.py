@@ -307,8 +307,9 @@ def remove_held_parts(colour, mask, ring):
         # Grow it a little: the blurred rim between hand and cloth belongs to neither colour.
         held = (cv2.dilate(held.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & mask
         kept = mask & ~held
-        # An arm crosses the ring over 4-6% of it (two arms under 12%); shoulders under a head
-        # cross it over a whole side (15% and more), however many parts the head cuts them in.
+        # An arm is a fifth of a box side wide or less: it crosses a few percent of the ring,
+        # two arms stay under MAX_ARMS_SHARE. Shoulders under a head span a whole side, a
+        # quarter of the ring, however many parts the head cuts them in.
         wider_than_arms = np.count_nonzero(held & ring) > MAX_ARMS_SHARE * np.count_nonzero(ring)
         if wider_than_arms or not has_garment_sized_piece(kept):
             return mask, True

@@ -12,9 +12,7 @@ from fmnist_app.preprocess import (
     ANALYSIS_MARGIN,
     FOUND,
     REACHES_IN,
-    analyse_crop,
     analysis_box,
-    crop_box,
     guide_box,
     prepare_frame,
     to_fashion_mnist,
@@ -156,7 +154,7 @@ def test_an_arm_reaching_in_is_not_a_garment():
     frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(1))
     frame[200:480, 290:350] = (90, 120, 170)              # an arm from the bottom edge ...
     frame[170:240, 270:370] = (90, 120, 170)              # ... and its hand in the box
-    image, outcome = analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))
+    _, image, outcome = prepare_frame(frame, BOX)
     assert outcome == REACHES_IN and not image.any()
 
 
@@ -167,7 +165,7 @@ def test_a_bare_hand_in_the_light_with_its_arm_in_shade_is_not_a_garment():
     skin = np.float32([90, 120, 170])
     frame[300:480, 290:350] = skin * 0.85                 # an arm from the bottom, in shade ...
     frame[170:300, 260:380] = skin * 1.25                 # ... its hand in the light
-    image, outcome = analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))
+    _, image, outcome = prepare_frame(frame, BOX)
     assert outcome == REACHES_IN and not image.any()
 
 
@@ -177,7 +175,7 @@ def test_a_small_garment_held_by_a_bigger_hand_is_still_found():
     frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(2))
     frame[240:280, 220:370] = (60, 60, 60)                # a shoe lying flat ...
     frame[225:295, 340:640] = (90, 120, 170)              # ... held by a hand, arm from the right
-    image, outcome = analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))
+    _, image, outcome = prepare_frame(frame, BOX)
     assert outcome == FOUND
     # Longer than high, as the shoe is: the hand was not kept with it.
     assert image.any(axis=0).sum() > 2 * image.any(axis=1).sum()
@@ -188,15 +186,14 @@ def test_a_garment_held_by_both_hands_is_found():
     frame[170:310, 250:390] = (60, 60, 60)                # a dark square garment ...
     frame[160:220, 0:270] = (90, 120, 170)                # ... one arm from the left
     frame[160:220, 370:640] = (90, 120, 170)              # ... and one from the right
-    assert analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))[1] == FOUND
+    assert prepare_frame(frame, BOX)[2] == FOUND
 
 
 def test_a_head_on_its_shoulders_is_not_taken_for_a_garment():
     # The shirt below the head crosses the box edge and is taken out like a hand; what is
     # left (head, neck, the shirt's shaded rim) still crosses the margin around the box.
     rng = np.random.default_rng(7)
-    box = analysis_box(scenes.BOX, WIDTH, HEIGHT)
-    outcomes = [analyse_crop(crop_box(scenes.render("face-like shape", None, rng)[0], box))[1]
+    outcomes = [prepare_frame(scenes.render("face-like shape", None, rng)[0], scenes.BOX)[2]
                 for _ in range(20)]
     # Measured: 17 of 20 found without the margin rule, 10 with it (seed 7).
     assert outcomes.count(FOUND) <= 12, outcomes
@@ -206,7 +203,7 @@ def test_the_cloth_behind_the_fingers_is_filled_in():
     frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(2))
     frame[160:320, 240:400] = (60, 60, 60)                # a dark square garment ...
     frame[260:480, 305:345] = (90, 120, 170)              # ... a hand over its lower edge
-    image, outcome = analyse_crop(crop_box(frame, analysis_box(BOX, WIDTH, HEIGHT)))
+    _, image, outcome = prepare_frame(frame, BOX)
     assert outcome == FOUND
     rows, columns = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
     inside = image[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
@@ -227,5 +224,5 @@ def test_a_garment_on_fine_stripes_is_found(test_set):
         canvas = scenes.plain(scenes.grey(0.7)) * stripes[..., None]
         scenes.place_garment(canvas, images[index], scenes.grey(0.45), 0.3)
         frame = scenes.frames(scenes.camera(rng, canvas), 1, rng)[0]
-        found += analyse_crop(crop_box(frame, analysis_box(scenes.BOX, WIDTH, HEIGHT)))[1] == FOUND
+        found += prepare_frame(frame, scenes.BOX)[2] == FOUND
     assert found == 8
