@@ -1,7 +1,7 @@
 """Training throughput of every registered model, float32 and mixed_bfloat16, as a share of
 what this CPU does on dense math, measured in the same run.
 
-    python perf/train_speed.py [--models fastnet resnet] [--batch 128] [--steps 30]
+    python perf/train_speed.py [--models fastnet resnet] [--batch 128] [--steps 30] [--xla]
 
 First the limit: a 2048x2048 matmul in TensorFlow in each precision (GFLOP/s). Then, per
 model: images/s for full training steps (forward, backward, Adam update) on random data,
@@ -39,14 +39,14 @@ def macs_per_image(model):
     return total
 
 
-def training_images_per_second(name, precision, batch, steps):
+def training_images_per_second(name, precision, batch, steps, xla=False):
     keras.mixed_precision.set_global_policy(precision)
     model = create_model(name)
     optimizer = keras.optimizers.Adam(1e-3)
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, 28, 28, 1)), tf.float32)
     labels = tf.constant(np.arange(batch) % 10)
 
-    @tf.function
+    @tf.function(jit_compile=xla)
     def step():
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
@@ -90,16 +90,20 @@ def main():
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--xla", action="store_true",
+                        help="compile each training step with XLA (jit_compile) instead")
     args = parser.parse_args()
     limits = {"float32": matmul_gflops(tf.float32),
               "mixed_bfloat16": matmul_gflops(tf.bfloat16)}
     print(f"CPU: {cpu_model()}; matmul limit {limits['float32']:.0f} GFLOP/s float32, "
-          f"{limits['mixed_bfloat16']:.0f} bfloat16")
+          f"{limits['mixed_bfloat16']:.0f} bfloat16"
+          + ("; training steps compiled with XLA" if args.xla else ""))
     print(f"{'model':18s} {'params':>10s} {'MMACs/img':>10s} {'precision':>15s} "
           f"{'img/s':>8s} {'GFLOP/s':>8s} {'of limit':>9s}")
     for name in args.models:
         for precision in args.precisions:
-            model, rate = training_images_per_second(name, precision, args.batch, args.steps)
+            model, rate = training_images_per_second(name, precision, args.batch, args.steps,
+                                                     args.xla)
             macs = macs_per_image(model)
             achieved = 6 * macs * rate / 1e9
             print(f"{name:18s} {model.count_params():10,d} {macs / 1e6:10.1f} {precision:>15s} "
