@@ -151,9 +151,8 @@ def fastnet_small(x):
 
 
 def fastnet_lean(x):
-    """fastnet_small without the prep conv: at 28x28 with few channels it costs far more
-    time than its share of the arithmetic (perf/train_speed.py), so this trains ~25% faster
-    for the quick recipe."""
+    """fastnet_small without the prep conv, for the quick recipe: at 28x28 with few channels
+    that conv costs far more time than its share of the arithmetic (README, Time to accuracy)."""
     return fastnet(x, widths=(32, 64, 128), prep=False)
 
 
