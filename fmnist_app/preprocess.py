@@ -260,11 +260,17 @@ def has_garment_sized_piece(mask):
     return count > 1 and sides.max() >= MIN_GARMENT_SIDE * mask.shape[0]
 
 
+def skin_pixels(colour):
+    """Which pixels of a BGR image lie in the skin range of YCrCb (Chai and Ngan 1999: Cr
+    133-173, Cb 77-127), which holds skin of every tone under white light."""
+    ycrcb = cv2.cvtColor(np.clip(colour, 0, 255).astype(np.uint8), cv2.COLOR_BGR2YCrCb)
+    cr, cb = ycrcb[..., 1], ycrcb[..., 2]
+    return (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)
+
+
 def is_skin(bgr):
-    """Whether a BGR colour lies in the skin range of YCrCb (Chai and Ngan 1999: Cr 133-173,
-    Cb 77-127), which holds skin of every tone under white light."""
-    _, cr, cb = cv2.cvtColor(np.uint8([[np.clip(bgr, 0, 255)]]), cv2.COLOR_BGR2YCrCb)[0, 0]
-    return 133 <= cr <= 173 and 77 <= cb <= 127
+    """Whether one BGR colour is skin-coloured (skin_pixels)."""
+    return bool(skin_pixels(np.float32([[bgr]]))[0, 0])
 
 
 def same_hue_other_light(colour, reference):
@@ -299,7 +305,9 @@ def remove_held_parts(colour, mask, ring):
         # A hand goes whole, however the light falls on it. Only a hand: a garment that
         # crosses the ring would go whole too (off-centre garments, perf/live_accuracy.py).
         if is_skin(mean):
-            similar |= same_hue_other_light(colour, mean)
+            # ... and nothing that is not skin-coloured itself: a dark garment the hand
+            # holds can be as close to a shaded hand in plain B, G, R distance.
+            similar = (similar | same_hue_other_light(colour, mean)) & skin_pixels(colour)
         similar &= mask
         count, parts = cv2.connectedComponents(similar.astype(np.uint8))
         reaching = np.unique(parts[ring & similar])

@@ -226,3 +226,15 @@ def test_a_garment_on_fine_stripes_is_found(test_set):
         frame = scenes.frames(scenes.camera(rng, canvas), 1, rng)[0]
         found += prepare_frame(frame, scenes.BOX)[2] == FOUND
     assert found == 8
+
+
+def test_a_dark_garment_close_in_colour_to_a_shaded_hand_is_not_taken_with_it():
+    # The grey garment is within the hand's colour spread in plain B, G, R distance, but it
+    # is not skin-coloured: only the hand and arm go.
+    frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(2))
+    frame[150:330, 240:400] = (70, 75, 80)                # a dark grey garment ...
+    frame[210:260, 380:640] = np.float32([90, 120, 170]) * 0.6    # ... held by a shaded hand
+    _, image, outcome = prepare_frame(frame, BOX)
+    assert outcome == FOUND
+    # Taller than wide, as the garment is: the arm was not kept with it.
+    assert image.any(axis=0).sum() < image.any(axis=1).sum()
