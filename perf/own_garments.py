@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from fmnist_app import scenes  # noqa: E402
 from fmnist_app.config import load as load_config  # noqa: E402
-from fmnist_app.dataset import GRAPH_FILENAME, SHIPPED_GRAPH, load_split  # noqa: E402
+from fmnist_app.dataset import CLASS_NAMES, GRAPH_FILENAME, SHIPPED_GRAPH, load_split  # noqa: E402
 from fmnist_app.inference import FrozenModel  # noqa: E402
 from fmnist_app.live.collect import read_examples, save_example  # noqa: E402
 from fmnist_app.live.pipeline import EMPTY, NOT_INSIDE, Pipeline, load_classifier  # noqa: E402
@@ -61,8 +62,14 @@ def collect(folder, per_class, seed, shots=1):
     return np.asarray(used)
 
 
-def held_out_accuracy(graph, images, labels):
-    return float(np.mean(FrozenModel(graph).predict(images).argmax(axis=1) == labels))
+def predictions(graph, images):
+    return FrozenModel(graph).predict(images).argmax(axis=1)
+
+
+def confusions(predicted, labels, top=6):
+    """The most frequent "true -> predicted" mistakes, e.g. "Shirt -> T-shirt/top x3"."""
+    pairs = Counter((CLASS_NAMES[t], CLASS_NAMES[p]) for t, p in zip(labels, predicted) if t != p)
+    return ", ".join(f"{t} -> {p} x{n}" for (t, p), n in pairs.most_common(top))
 
 
 def main():
@@ -99,16 +106,20 @@ def main():
     rows = []
     tuned = runs / "tuned" / GRAPH_FILENAME
     for name, graph in (("shipped", SHIPPED_GRAPH), ("fine-tuned", tuned)):
-        rows.append((name, held_out_accuracy(graph, images[held_out], labels[held_out]),
-                     held_out_accuracy(graph, test_images[unused], test_labels[unused])))
+        own = predictions(graph, images[held_out])
+        test = predictions(graph, test_images[unused])
+        rows.append((name, np.mean(own == labels[held_out]), np.mean(test == test_labels[unused]),
+                     confusions(own, labels[held_out])))
     print(f"\n{len(labels)} saved images ({args.per_class} garments per class, {args.shots} "
           f"scene(s) each, seed {args.seed}); "
           f"{len(held_out)} held out by the fine-tune; CPU {cpu_model()}")
     print(f"{'model':12s} {'held-out own':>13s} {'errors':>7s} {'FMNIST test*':>13s}")
-    for name, own, test in rows:
+    for name, own, test, _ in rows:
         print(f"{name:12s} {100 * own:12.1f}% {round((1 - own) * len(held_out)):7d} "
               f"{100 * test:12.2f}%")
     print(f"* the {len(unused)} test images not rendered into the folder")
+    for name, _, _, mistakes in rows:
+        print(f"{name} on the held-out images, most frequent mistakes: {mistakes or 'none'}")
     print(f"fine-tune: {metrics['steps']} steps, training {metrics['wall_seconds'] / 60:.1f} min, "
           f"whole command {whole_command / 60:.1f} min; configs/finetune.json"
           + (f" with {' '.join(args.set)}" if args.set else ""))
