@@ -394,7 +394,8 @@ def picks_best_weights(config):
 
 
 def evaluate(config, state, data, predict_batch, save_best):
-    """Monitor accuracy with the averaged weights; keeps best.weights.h5 when validating."""
+    """Monitor accuracy with the averaged weights; keeps best.weights.h5 when the run picks
+    its best weights (picks_best_weights)."""
     with state.averaged():
         predictions = np.concatenate([predict_batch(x).numpy() for x, _ in
                                       data_input.eval_dataset(data.monitor_images,
