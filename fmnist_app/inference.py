@@ -127,7 +127,7 @@ class FrozenModel:
         try:
             outputs = self._run(np.zeros([2, IMAGE_SIZE, IMAGE_SIZE, 1], np.float32))
         except self._tf.errors.OpError as err:
-            raise ModelError(f"{self.path}: graph fails on a blank image "
+            raise ModelError(f"{self.path}: graph fails on blank images "
                              f"({err.message.splitlines()[0]}); re-export it") from None
         for name, output in zip((LOGITS_NAME, PROBABILITIES_NAME), outputs):
             if tuple(output.shape) != (2, NUM_CLASSES):

@@ -62,10 +62,6 @@ def collect(folder, per_class, seed, shots=1):
     return np.asarray(used)
 
 
-def predictions(graph, images):
-    return FrozenModel(graph).predict(images).argmax(axis=1)
-
-
 def confusions(predicted, labels, top=6):
     """The most frequent "true -> predicted" mistakes, e.g. "Shirt -> T-shirt/top x3"."""
     pairs = Counter((CLASS_NAMES[t], CLASS_NAMES[p]) for t, p in zip(labels, predicted) if t != p)
@@ -106,8 +102,9 @@ def main():
     rows = []
     tuned = runs / "tuned" / GRAPH_FILENAME
     for name, graph in (("shipped", SHIPPED_GRAPH), ("fine-tuned", tuned)):
-        own = predictions(graph, images[held_out])
-        test = predictions(graph, test_images[unused])
+        model = FrozenModel(graph)
+        own = model.predict(images[held_out]).argmax(axis=1)
+        test = model.predict(test_images[unused]).argmax(axis=1)
         rows.append((name, np.mean(own == labels[held_out]), np.mean(test == test_labels[unused]),
                      confusions(own, labels[held_out])))
     print(f"\n{len(labels)} saved images ({args.per_class} garments per class, {args.shots} "
