@@ -31,6 +31,10 @@ class Config:
     CAMERA_FRACTION: float = 0.0        # share of each batch that is a training garment as
                                         # the demo sees it (fmnist_app/camera_views.py)
     CAMERA_VIEWS: int = 16000           # ... rendered once per run (~4 min per 16,000 here)
+    # ... how often each garment condition of fmnist_app.scenes is drawn, in the order of
+    # scenes.GARMENT_CONDITIONS (plain, light on dark, textured, colour on colour, low
+    # contrast, placement, hand at the edge, mirrored)
+    CAMERA_CONDITION_WEIGHTS: tuple = (1.0,) * 8
     INIT_FROM: str = ""                 # a run folder whose weights this run starts from
     EXTRA_DATA_DIR: str = ""            # your own labelled images (window keys 0-9), mixed in
     EXTRA_SHARE: float = 0.1            # ... as this share of the training examples
@@ -141,6 +145,9 @@ def from_dict(values):
         raise ConfigError("OUTLIER_FRACTION + CAMERA_FRACTION must leave at least 0.1 of each "
                           f"batch to the dataset's images, got {config.OUTLIER_FRACTION} + "
                           f"{config.CAMERA_FRACTION}")
+    if not any(config.CAMERA_CONDITION_WEIGHTS):
+        raise ConfigError("CAMERA_CONDITION_WEIGHTS are all 0: give at least one garment "
+                          "condition a positive weight")
     return config
 
 

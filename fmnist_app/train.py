@@ -447,7 +447,7 @@ def camera_bank(config, data, chief):
           "camera path (a few minutes; kept for --resume)", flush=True)
     started = time.monotonic()
     views, labels = make_camera_views(config.CAMERA_VIEWS, config.SEED, data.train_images,
-                                      data.train_labels)
+                                      data.train_labels, config.CAMERA_CONDITION_WEIGHTS)
     print(f"camera views: {len(labels):,} of {config.CAMERA_VIEWS:,} kept (the rest the "
           f"preprocessing refused), rendered in {time.monotonic() - started:.0f} s", flush=True)
     if chief:

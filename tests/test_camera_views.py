@@ -56,6 +56,36 @@ def test_a_bank_is_the_same_for_the_same_seed_and_differs_for_another(garments):
     assert not np.array_equal(first[0][:4], other[0][:4])
 
 
+def test_condition_weights_choose_the_scenes_and_equal_weights_keep_the_old_banks(
+        garments, monkeypatch):
+    images, labels = garments
+    uniform = make_camera_views(6, seed=5, images=images, labels=labels)
+    equal = make_camera_views(6, seed=5, images=images, labels=labels,
+                              condition_weights=(2.0,) * 8)
+    np.testing.assert_array_equal(uniform[0], equal[0])      # banks made before weights existed
+
+    from fmnist_app import camera_views, scenes
+    drawn = []
+    real_render = scenes.render
+
+    def recording_render(condition, image28, rng, count=1):
+        drawn.append(condition)
+        return real_render(condition, image28, rng, count)
+
+    monkeypatch.setattr(camera_views.scenes, "render", recording_render)
+    hand_only = tuple(float(name == "hand at the box edge") for name in scenes.GARMENT_CONDITIONS)
+    make_camera_views(6, seed=5, images=images, labels=labels, condition_weights=hand_only)
+    assert drawn == ["hand at the box edge"] * 6
+    drawn.clear()
+    make_camera_views(40, seed=5, images=images, labels=labels)
+    assert len(set(drawn)) >= 6                 # uniform: (nearly) every condition in 40
+
+
+def test_all_zero_condition_weights_are_refused():
+    with pytest.raises(config_module.ConfigError, match="CAMERA_CONDITION_WEIGHTS"):
+        config_module.from_dict({"CAMERA_CONDITION_WEIGHTS": [0] * 8})
+
+
 def test_mixed_in_sources_make_their_share_of_the_examples():
     main = np.zeros((50, 28, 28), np.uint8), np.zeros(50, np.int64)
     camera = np.full((30, 28, 28), 255, np.uint8), np.ones(30, np.int64)
