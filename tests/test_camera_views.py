@@ -81,6 +81,11 @@ def test_condition_weights_choose_the_scenes_and_equal_weights_keep_the_old_bank
     assert len(set(drawn)) >= 6                 # uniform: (nearly) every condition in 40
 
 
+def test_there_is_one_condition_weight_per_garment_condition():
+    from fmnist_app import scenes
+    assert len(config_module.Config().CAMERA_CONDITION_WEIGHTS) == len(scenes.GARMENT_CONDITIONS)
+
+
 def test_all_zero_condition_weights_are_refused():
     with pytest.raises(config_module.ConfigError, match="CAMERA_CONDITION_WEIGHTS"):
         config_module.from_dict({"CAMERA_CONDITION_WEIGHTS": [0] * 8})
