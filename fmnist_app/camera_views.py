@@ -21,29 +21,30 @@ from fmnist_app.preprocess import FOUND, prepare_frame
 THREADS = 2              # OpenCV and numpy release the GIL: 1.4x on two cores
 
 
-def camera_view(image28, rng, condition_weights=None):
+def camera_view(image28, rng, condition_p=None):
     """The 28x28 uint8 model input for one rendered frame of `image28`, or None when the
-    preprocessing finds no garment in it. `condition_weights`: how often each garment
-    condition is drawn (scenes.GARMENT_CONDITIONS order); None or all equal: uniformly."""
-    names = list(scenes.GARMENT_CONDITIONS)
-    if condition_weights is None or len(set(condition_weights)) == 1:
-        condition = rng.choice(names)   # as before weights existed: the same banks per seed
-    else:
-        weights = np.asarray(condition_weights, np.float64)
-        condition = rng.choice(names, p=weights / weights.sum())
+    preprocessing finds no garment in it. `condition_p`: the probability of each garment
+    condition (scenes.GARMENT_CONDITIONS order); None: all alike."""
+    condition = rng.choice(list(scenes.GARMENT_CONDITIONS), p=condition_p)
     _, view, outcome = prepare_frame(scenes.render(condition, image28, rng)[0], scenes.BOX)
     return view if outcome == FOUND else None
 
 
 def make_camera_views(count, seed, images, labels, condition_weights=None):
     """(views (N, 28, 28) uint8, labels (N,)) for `count` training images drawn with `seed`;
-    N <= count (refused views are dropped)."""
+    N <= count (refused views are dropped). `condition_weights`: how often each garment
+    condition is drawn (scenes.GARMENT_CONDITIONS order); None or all equal: uniformly."""
     chosen = np.random.default_rng(seed).choice(len(images), min(count, len(images)),
                                                 replace=False)
+    # Equal weights draw as no weights do (numpy draws differently once given p), so the
+    # banks made before weights existed come out the same for the same seed.
+    condition_p = None
+    if condition_weights is not None and len(set(condition_weights)) > 1:
+        condition_p = np.asarray(condition_weights, np.float64) / sum(condition_weights)
 
     def view_of(index):
         return camera_view(images[index], np.random.default_rng([seed, int(index)]),
-                           condition_weights)
+                           condition_p)
 
     pool = ThreadPoolExecutor(THREADS)
     try:

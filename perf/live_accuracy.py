@@ -76,6 +76,11 @@ def measure(classifier, images, labels, per_condition, frames, seed,
     return rows, times
 
 
+def mean_of(rows, key):
+    """The mean of `key` over `rows`, or None when --conditions left none of them."""
+    return float(np.mean([r[key] for r in rows])) if rows else None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=SHIPPED_GRAPH)
@@ -101,10 +106,9 @@ def main(argv=None):
 
     garments = [r for r in rows if not r["negative"]]
     negative_rows = [r for r in rows if r["negative"]]
-    overall, clean, negatives = (
-        float(np.mean([r[key] for r in group])) if group else None
-        for key, group in (("share", garments), ("same_garments_clean", garments),
-                           ("share", negative_rows)))
+    overall = mean_of(garments, "share")
+    clean = mean_of(garments, "same_garments_clean")
+    negatives = mean_of(negative_rows, "share")
     print(f"{'condition':30s} {'scenes':>6s} {'right':>7s} {'empty':>6s} {'no garment':>11s} "
           f"{'same, clean':>12s}")
     for r in rows:

@@ -21,7 +21,6 @@ import json
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from fmnist_app import scenes  # noqa: E402
 from fmnist_app.config import load as load_config  # noqa: E402
-from fmnist_app.dataset import CLASS_NAMES, GRAPH_FILENAME, SHIPPED_GRAPH, load_split  # noqa: E402
+from fmnist_app.dataset import GRAPH_FILENAME, SHIPPED_GRAPH, load_split  # noqa: E402
+from fmnist_app.evaluation import (  # noqa: E402
+    confused_pairs_table,
+    confusion_matrix,
+    most_confused_pairs,
+)
 from fmnist_app.inference import FrozenModel  # noqa: E402
 from fmnist_app.live.collect import read_examples, save_example  # noqa: E402
 from fmnist_app.live.pipeline import EMPTY, NOT_INSIDE, Pipeline, load_classifier  # noqa: E402
@@ -61,12 +65,6 @@ def collect(folder, per_class, seed, shots=1):
                     saved.append((save_example(folder, label, result, f"scene {condition}"),
                                   index))
     return np.asarray([index for _, index in sorted(saved)])
-
-
-def confusions(predicted, labels, top=6):
-    """The most frequent "true -> predicted" mistakes, e.g. "Shirt -> T-shirt/top x3"."""
-    pairs = Counter((CLASS_NAMES[t], CLASS_NAMES[p]) for t, p in zip(labels, predicted) if t != p)
-    return ", ".join(f"{t} -> {p} x{n}" for (t, p), n in pairs.most_common(top))
 
 
 def main():
@@ -112,7 +110,8 @@ def main():
         test = model.predict(test_images[unused]).argmax(axis=1)
         rows.append((name, np.mean(own == labels[held_out]),
                      np.mean(same_clean == labels[held_out]),
-                     np.mean(test == test_labels[unused]), confusions(own, labels[held_out])))
+                     np.mean(test == test_labels[unused]),
+                     most_confused_pairs(confusion_matrix(labels[held_out], own))))
     print(f"\n{len(labels)} saved images ({args.per_class} garments per class, {args.shots} "
           f"scene(s) each, seed {args.seed}); "
           f"{len(held_out)} held out by the fine-tune; CPU {cpu_model()}")
@@ -125,8 +124,9 @@ def main():
     print(f"* the {len(unused)} test images not rendered into the folder")
     print("** the held-out images' own garments as clean Fashion-MNIST test images: "
           "the errors left with no camera in between")
-    for name, _, _, _, mistakes in rows:
-        print(f"{name} on the held-out images, most frequent mistakes: {mistakes or 'none'}")
+    for name, _, _, _, pairs in rows:
+        print(f"\n{name} on the held-out images: "
+              + confused_pairs_table({"most_confused": pairs}))
     print(f"fine-tune: {metrics['steps']} steps, training {metrics['wall_seconds'] / 60:.1f} min, "
           f"whole command {whole_command / 60:.1f} min; configs/finetune.json"
           + (f" with {' '.join(args.set)}" if args.set else ""))

@@ -131,7 +131,7 @@ def test_a_failure_stops_the_rendering_at_once(garments, monkeypatch):
     from fmnist_app import camera_views
     calls = []
 
-    def failing_view(image28, rng, condition_weights=None):
+    def failing_view(image28, rng, condition_p=None):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("boom")
