@@ -2,23 +2,30 @@
 
     .venv/bin/python perf/live_accuracy.py [--model PATH] [--per-condition 200] [--seed 1]
                                            [--frames 3] [--json FILE] [--conditions NAME ...]
+                                           [--failures DIR]
 
 Renders *test-set* garments (never training images) into 640x480 camera frames under each
 named condition of fmnist_app.scenes, and runs every frame through the demo's own pipeline
 (fmnist_app.live.pipeline: crop, preprocessing, two views, calibration, rejection, smoothing
 over the frames of one scene). A garment scene counts as right when its last frame shows
 the true class; a negative scene (no garment) counts as wrongly accepted when its last
-frame shows any class. Prints accuracy per condition and overall, with the CPU, and next to
-it the ceiling: the model on the same garments as clean test images, two views, nothing
-refused (what the scenes would score if the camera and the preprocessing lost nothing).
+frame shows any class. Prints accuracy per condition and overall, what the rest showed (a
+wrong class; box empty; not inside the box; no garment, below the rejection threshold),
+with the CPU, and next to it the ceiling: the model on the same garments as clean test
+images, two views, nothing refused (what the scenes would score if the camera and the
+preprocessing lost nothing). --failures DIR also writes, per condition, a contact sheet of
+the scenes it got wrong: the test image, the camera's crop and the model's 28x28 input,
+captioned with the true class and what the demo showed.
 """
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,7 +34,14 @@ from fmnist_app import scenes
 from fmnist_app.calibration import two_view_logits
 from fmnist_app.dataset import CLASS_NAMES, SHIPPED_GRAPH, load_split
 from fmnist_app.inference import ModelError
-from fmnist_app.live.pipeline import GARMENT, Pipeline, load_classifier
+from fmnist_app.live.pipeline import (
+    EMPTY,
+    GARMENT,
+    NO_GARMENT,
+    NOT_INSIDE,
+    Pipeline,
+    load_classifier,
+)
 from fmnist_app.machine import cpu_model
 
 
@@ -47,8 +61,46 @@ def run_scene(classifier, condition, image28, frames, rng):
     return results[-1], [r.pipeline_ms for r in results]
 
 
+TILE = 112                   # pixels a side of each picture on a failure sheet
+SHEET_COLUMNS = 4            # failures per row
+
+
+def shown_as(result):
+    """What the window showed at the end of a scene, in a few words."""
+    if result.verdict != GARMENT:
+        return result.verdict
+    name, probability = result.top3[0]
+    return f"{name} {100 * probability:.0f}%"
+
+
+def failure_tile(image28, result, true_class):
+    """Test image (black for a negative scene) | camera crop | model input, captioned
+    "true -> shown"."""
+    def enlarged(gray):
+        return cv2.cvtColor(cv2.resize(gray, (TILE, TILE), interpolation=cv2.INTER_NEAREST),
+                            cv2.COLOR_GRAY2BGR)
+    pictures = np.hstack([enlarged(image28), cv2.resize(result.crop, (TILE, TILE)),
+                          enlarged(result.model_input)])
+    caption = np.zeros((18, pictures.shape[1], 3), np.uint8)
+    cv2.putText(caption, f"{true_class} -> {shown_as(result)}", (3, 13),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.vstack([pictures, caption])
+
+
+def write_sheet(tiles, path):
+    """The tiles in rows of SHEET_COLUMNS, a gap between them, as one PNG."""
+    blank = np.zeros_like(tiles[0])
+    tiles = tiles + [blank] * (-len(tiles) % SHEET_COLUMNS)
+    gap = np.full((tiles[0].shape[0], 6, 3), 60, np.uint8)
+    rows = [np.hstack([part for tile in tiles[i:i + SHEET_COLUMNS] for part in (tile, gap)])
+            for i in range(0, len(tiles), SHEET_COLUMNS)]
+    cv2.imwrite(str(path), np.vstack(rows))
+
+
 def measure(classifier, images, labels, per_condition, frames, seed,
-            conditions=tuple(scenes.CONDITIONS)):
+            conditions=tuple(scenes.CONDITIONS), failures=None):
+    """Rows of results per condition and the per-frame pipeline times; with `failures` (a
+    dict), also {condition: [failure tiles]} for the scenes the demo got wrong."""
     rows, times = [], []
     for number, condition in enumerate(scenes.CONDITIONS):
         if condition not in conditions:
@@ -57,22 +109,31 @@ def measure(classifier, images, labels, per_condition, frames, seed,
         negative = condition in scenes.NEGATIVE_CONDITIONS
         chosen = balanced_choice(labels, per_condition if not negative else per_condition // 2,
                                  rng)
-        hits, empty, rejected = 0, 0, 0
+        hits, wrong_class = 0, 0
+        verdicts = dict.fromkeys((EMPTY, NOT_INSIDE, NO_GARMENT), 0)
         for index in chosen:
             result, pipeline_ms = run_scene(classifier, condition, images[index], frames, rng)
             times += pipeline_ms
             shown = result.verdict == GARMENT
-            empty += result.empty
-            rejected += not shown and not result.empty
-            if negative:
-                hits += shown
-            else:
-                hits += shown and result.top3[0][0] == CLASS_NAMES[labels[index]]
+            if not shown:
+                verdicts[result.verdict] += 1
+            right = (not shown) if negative else (
+                shown and result.top3[0][0] == CLASS_NAMES[labels[index]])
+            hits += shown if negative else right
+            wrong_class += shown and not right and not negative
+            if failures is not None and not right:
+                failures.setdefault(condition, []).append(
+                    failure_tile(np.zeros_like(images[index]), result, "no garment") if negative
+                    else failure_tile(images[index], result, CLASS_NAMES[labels[index]]))
         clean = None if negative else float(np.mean(
             two_view_logits(classifier.model, images[chosen]).argmax(axis=1) == labels[chosen]))
-        rows.append({"condition": condition, "negative": negative, "scenes": len(chosen),
-                     "share": hits / len(chosen), "empty": empty / len(chosen),
-                     "rejected": rejected / len(chosen), "same_garments_clean": clean})
+        count = len(chosen)
+        rows.append({"condition": condition, "negative": negative, "scenes": count,
+                     "share": hits / count, "wrong_class": wrong_class / count,
+                     "empty": verdicts[EMPTY] / count, "not_inside": verdicts[NOT_INSIDE] / count,
+                     "no_garment": verdicts[NO_GARMENT] / count,
+                     "rejected": (verdicts[NOT_INSIDE] + verdicts[NO_GARMENT]) / count,
+                     "same_garments_clean": clean})
     return rows, times
 
 
@@ -93,15 +154,23 @@ def main(argv=None):
                         choices=list(scenes.CONDITIONS), metavar="NAME",
                         help="only these conditions (default all): "
                              + "; ".join(scenes.CONDITIONS))
+    parser.add_argument("--failures", type=Path, metavar="DIR",
+                        help="also write a contact sheet of each condition's failures into DIR")
     args = parser.parse_args(argv)
     try:
         classifier = load_classifier(args.model)
     except ModelError as err:
         sys.exit(f"error: {err}")
+    if args.failures:
+        try:
+            args.failures.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            sys.exit(f"error: cannot write failure sheets to {args.failures}: {err.strerror}")
     images, labels = load_split("test")
     started = time.perf_counter()
+    failures = {} if args.failures else None
     rows, times = measure(classifier, images, labels, args.per_condition, args.frames, args.seed,
-                          args.conditions)
+                          args.conditions, failures)
     seconds = time.perf_counter() - started
 
     garments = [r for r in rows if not r["negative"]]
@@ -109,13 +178,15 @@ def main(argv=None):
     overall = mean_of(garments, "share")
     clean = mean_of(garments, "same_garments_clean")
     negatives = mean_of(negative_rows, "share")
-    print(f"{'condition':30s} {'scenes':>6s} {'right':>7s} {'empty':>6s} {'no garment':>11s} "
-          f"{'same, clean':>12s}")
+    print(f"{'condition':30s} {'scenes':>6s} {'right':>7s} {'wrong class':>11s} {'empty':>6s} "
+          f"{'not inside':>10s} {'no garment':>10s} {'same, clean':>11s}")
     for r in rows:
         print(f"{r['condition']:30s} {r['scenes']:6d} {100 * r['share']:6.1f}% "
-              f"{100 * r['empty']:5.1f}% {100 * r['rejected']:10.1f}%"
+              + (f"{'':11s} " if r["negative"] else f"{100 * r['wrong_class']:10.1f}% ")
+              + f"{100 * r['empty']:5.1f}% {100 * r['not_inside']:9.1f}% "
+              f"{100 * r['no_garment']:9.1f}%"
               + ("   <- share wrongly accepted" if r["negative"]
-                 else f" {100 * r['same_garments_clean']:11.1f}%"))
+                 else f" {100 * r['same_garments_clean']:10.1f}%"))
     summary = []
     if garments:
         summary.append(f"garment conditions overall: {100 * overall:.1f}% right (the same "
@@ -126,6 +197,11 @@ def main(argv=None):
     print(f"pipeline per frame: median {np.median(times):.1f} ms, p95 "
           f"{np.percentile(times, 95):.1f} ms; {len(times)} frames in {seconds:.0f} s "
           f"on {cpu_model()}; model {args.model}; seed {args.seed}")
+    for condition, tiles in (failures or {}).items():
+        number = list(scenes.CONDITIONS).index(condition)
+        path = args.failures / f"{number:02d}_{re.sub('[^a-z0-9]+', '_', condition.lower())}.png"
+        write_sheet(tiles, path)
+        print(f"wrote {path} ({len(tiles)} failures)")
     if args.json:
         args.json.write_text(json.dumps({
             "model": str(args.model), "seed": args.seed, "frames": args.frames,
