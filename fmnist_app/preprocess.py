@@ -31,7 +31,6 @@ PATTERN_CLUSTERS = 3             # colours a patterned background may have, besi
 HELD_COLOUR_GAP = 30.0           # BGR levels from an intruder's colour that still count as it
 LIGHT_GARMENT_FILL = 0.4         # silhouette level under a light garment's own shading
 LUMINANCE_WEIGHTS = np.float32([0.114, 0.587, 0.299])       # B, G, R (ITU-R BT.601)
-HIDDEN_GAP = 17                  # WORK_SIZE pixels: widest notch behind a hand that is filled
 HUE_GAP = 0.03                   # share of B, G or R by which a hand's hue may differ
 MAX_ARMS_SHARE = 0.12            # of the ring that what holds the garment may cross
 MAX_RING_SHARE = 0.005           # of the ring an object may still cover after the hand is out
@@ -325,24 +324,30 @@ def remove_held_parts(colour, mask, ring):
 
 
 def fill_behind_hand(intensity, mask, held, blanked):
-    """(intensity, mask) with the cloth behind the fingers filled in.
+    """(intensity, mask) with the cloth behind the hand filled in.
 
     Where the fingers lie across the garment, the cloth behind them is missing and the
-    model would see a bite out of it. Notches in the garment's outline up to a hand's width
-    across that the hand covers are filled from the cloth around them (inpainting), and so
-    is the blanked rim between hand and cloth inside that outline."""
-    if not held.any():      # the usual frame: no hand, and no closing to pay for
+    model would see a bite out of it. What the hand covers within the garment's outline
+    (the convex hull of what is left of it: a hand reaches in from outside, so the part it
+    hides lies between garment parts) is filled from the cloth around it (inpainting), and
+    so is the blanked rim between hand and cloth there."""
+    if not held.any():      # the usual frame: no hand, and no hull to pay for
         return intensity, mask
-    outline = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE,
-                               np.ones((HIDDEN_GAP, HIDDEN_GAP), np.uint8)) > 0
-    if not (outline & held & ~mask).any():
+    hull = cv2.convexHull(cv2.findNonZero(mask.astype(np.uint8)))
+    outline = cv2.fillConvexPoly(np.zeros(mask.shape, np.uint8), hull, 1) > 0
+    if not (outline & held).any():
         return intensity, mask
     behind = outline & (blanked | held)
-    filled = cv2.inpaint(intensity.astype(np.float32), behind.astype(np.uint8), 3,
-                         cv2.INPAINT_TELEA)
+    # Inpainting draws on every known pixel at the hole's edge; where that edge is the
+    # garment's outline, the background beyond it would pull the fill to black. So the
+    # background counts as the cloth's typical level while filling.
+    source = intensity.astype(np.float32)
+    source[~(mask | behind)] = float(np.median(intensity[mask]))
+    filled = cv2.inpaint(source, behind.astype(np.uint8), 3, cv2.INPAINT_TELEA)
     # Inpainting carries the noise of the edge it starts from into the hole; smooth it there.
-    filled[behind] = cv2.GaussianBlur(filled, (0, 0), 2)[behind]
-    return filled, mask | behind
+    result = intensity.astype(np.float32)
+    result[behind] = cv2.GaussianBlur(filled, (0, 0), 2)[behind]
+    return result, mask | behind
 
 
 def garment_intensity(contrast, luminance_difference, colour, mask, noise):

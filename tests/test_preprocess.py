@@ -211,6 +211,18 @@ def test_the_cloth_behind_the_fingers_is_filled_in():
     assert (inside < 64).mean() < 0.03, (inside < 64).mean()
 
 
+def test_a_bite_wider_than_fingers_is_filled_in_too():
+    frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(2))
+    frame[160:320, 240:400] = (60, 60, 60)                # a dark square garment ...
+    frame[230:480, 280:370] = (90, 120, 170)              # ... a whole palm over its lower edge
+    _, image, outcome = prepare_frame(frame, BOX)
+    assert outcome == FOUND
+    rows, columns = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
+    inside = image[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    # Within the garment's outline (its convex hull) the hand hid cloth: 40% of the square.
+    assert (inside < 64).mean() < 0.03, (inside < 64).mean()
+
+
 def test_a_garment_on_fine_stripes_is_found(test_set):
     # Fine stripes change neighbouring pixels across them, not along them: they must not
     # pass for sensor noise and lift the threshold over the garment (perf/live_accuracy.py,
