@@ -105,9 +105,13 @@ def crop(images, prob, pad=4):
 
 
 def augment_batch(images, labels, prob, erase_fill="noise", flip_footwear=False,
-                  rotate_degrees=0.0):
+                  rotate_degrees=0.0, shifts_only=False):
     """All augmentations, each independently with probability `prob` per image
-    (rotation only when `rotate_degrees` > 0)."""
+    (rotation only when `rotate_degrees` > 0); with `shifts_only`, pad-and-crop alone: the
+    cheapest of them, for runs of a few minutes where the others cost more throughput than
+    they give back."""
+    if shifts_only:
+        return crop(images, prob)
     images = add_noise(images, prob)
     images = adjust_brightness(images, prob)
     images = horizontal_flip(images, labels, prob, flip_footwear)
@@ -125,7 +129,7 @@ def _as_float_batch(images, labels):
 
 
 def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="noise",
-                  flip_footwear=False, rotate_degrees=0.0, mixed_in=()):
+                  flip_footwear=False, rotate_degrees=0.0, mixed_in=(), shifts_only=False):
     """Endless shuffled, batched and augmented stream of (images, labels).
 
     `mixed_in`: (images, labels, fraction) sources drawn as that share of the examples, e.g.
@@ -150,7 +154,7 @@ def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="no
         images, labels = _as_float_batch(images, labels)
         if augment_prob > 0:
             images = augment_batch(images, labels, augment_prob, erase_fill, flip_footwear,
-                                   rotate_degrees)
+                                   rotate_degrees, shifts_only)
         return images, labels
 
     ds = ds.batch(batch_size, drop_remainder=True)

@@ -26,6 +26,7 @@ class Config:
     ERASE_FILL: str = "noise"           # noise | zero
     FLIP_FOOTWEAR: bool = False         # also mirror sandals, sneakers, boots (camera use)
     ROTATE_DEGREES: float = 0.0         # random rotation up to +-this; 0 disables
+    AUGMENT_SHIFTS_ONLY: bool = False   # only pad-and-crop (cheap: for runs of minutes)
     OUTLIER_FRACTION: float = 0.0       # share of each batch that is not a garment (outlier
     OUTLIER_WEIGHT: float = 0.5         # exposure, fmnist_app/outliers.py) and its loss weight
     CAMERA_FRACTION: float = 0.0        # share of each batch that is a training garment as

@@ -469,7 +469,8 @@ def fit(config, strategy, state, data, chief):
     dataset = strategy.experimental_distribute_dataset(data_input.train_dataset(
         data.train_images, data.train_labels, global_batch, config.AUGMENT_PROB,
         config.SEED + start_step, config.ERASE_FILL, config.FLIP_FOOTWEAR,
-        config.ROTATE_DEGREES, mixed_in_sources(config, data, chief)))
+        config.ROTATE_DEGREES, mixed_in_sources(config, data, chief),
+        config.AUGMENT_SHIFTS_ONLY))
     train_step, predict_batch = step_functions(config, strategy, state, global_batch)
     run_dir = config.run_dir
     if chief:

@@ -242,6 +242,19 @@ def test_crop_is_a_window_of_the_padded_image():
                        for dy in range(9) for dx in range(9))
 
 
+def test_shifts_only_is_pad_and_crop_alone():
+    flippable = np.array([0, 1, 2, 3, 4, 6, 8])
+    images, labels = random_batch(8, labels=flippable[np.arange(BATCH) % 7])
+    out = data_input.augment_batch(images, labels, 1.0, shifts_only=True).numpy()
+    padded = np.pad(images.numpy()[:200], [(0, 0), (4, 4), (4, 4), (0, 0)])
+    for source, result in zip(padded, out[:200]):     # no noise, flip, erasing or brightness
+        assert any(np.array_equal(source[dy:dy + 28, dx:dx + 28], result)
+                   for dy in range(9) for dx in range(9))
+    some = data_input.augment_batch(images, labels, PROB, shifts_only=True).numpy()
+    changed = np.any(some != images.numpy(), axis=(1, 2, 3)).mean()
+    assert abs(changed - PROB * 80 / 81) < 0.035
+
+
 def test_train_dataset_yields_augmented_batches(fake_data_dir):
     images, labels = dataset.load_split("train", fake_data_dir)
     ds = data_input.train_dataset(images, labels, batch_size=32, augment_prob=PROB, seed=0)
