@@ -341,11 +341,11 @@ def fill_behind_hand(intensity, mask, held, blanked):
     # Inpainting draws on every known pixel at the hole's edge; where that edge is the
     # garment's outline, the background beyond it would pull the fill to black. So the
     # background counts as the cloth's typical level while filling.
-    source = intensity.astype(np.float32)
-    source[~(mask | behind)] = float(np.median(intensity[mask]))
+    result = intensity.astype(np.float32)
+    source = result.copy()
+    source[~(mask | behind)] = float(np.median(result[mask]))
     filled = cv2.inpaint(source, behind.astype(np.uint8), 3, cv2.INPAINT_TELEA)
     # Inpainting carries the noise of the edge it starts from into the hole; smooth it there.
-    result = intensity.astype(np.float32)
     result[behind] = cv2.GaussianBlur(filled, (0, 0), 2)[behind]
     return result, mask | behind
 

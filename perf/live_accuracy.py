@@ -117,11 +117,15 @@ def measure(classifier, images, labels, per_condition, frames, seed,
             shown = result.verdict == GARMENT
             if not shown:
                 verdicts[result.verdict] += 1
-            right = (not shown) if negative else (
-                shown and result.top3[0][0] == CLASS_NAMES[labels[index]])
-            hits += shown if negative else right
-            wrong_class += shown and not right and not negative
-            if failures is not None and not right:
+            if negative:
+                hits += shown                       # wrongly accepted
+                missed = shown
+            else:
+                right = shown and result.top3[0][0] == CLASS_NAMES[labels[index]]
+                hits += right
+                wrong_class += shown and not right
+                missed = not right
+            if failures is not None and missed:
                 failures.setdefault(condition, []).append(
                     failure_tile(np.zeros_like(images[index]), result, "no garment") if negative
                     else failure_tile(images[index], result, CLASS_NAMES[labels[index]]))
