@@ -79,13 +79,14 @@ def run(args):
 
     if args.mirror:
         images = np.ascontiguousarray(np.asarray(images)[:, :, ::-1])
-    logits, timing = evaluation.timed_predictions(model, images)
+    logits, features, timing = evaluation.timed_predictions(model, images)
     probabilities = calibration.softmax(logits.astype(float))
-    two_view_logits = calibration.two_view_logits(model, images, plain_logits=logits)
+    two_view_logits, two_view_features = calibration.two_view_outputs(
+        model, images, plain=(logits, features))
     tta = calibration.softmax(two_view_logits.astype(float)) if args.tta else None
     report = evaluation.build_report(
         args.model, data_dir, labels, probabilities, timing, tta,
-        evaluation.calibration_summary(two_view_logits, labels, fitted),
+        evaluation.calibration_summary(two_view_logits, labels, fitted, two_view_features),
         "your images" if args.images else "test")
     print(evaluation.format_report(report))
     if other is not None:

@@ -5,23 +5,29 @@ next to the frozen graph as calibration.json. TensorFlow-free: numbers in, numbe
   negative log-likelihood on the run's validation images (never trained on). The demo's
   logits are the mean over the image and its mirror (two views), so T is fitted on those.
 - Rejection: with T applied, a frame is "no garment" when its top probability is below a
-  threshold: the quantile of the top probabilities of held-out garments seen through the
-  camera path (validation images rendered into camera scenes, see fmnist_app.scenes) that
-  keeps ACCEPT_RATE of them. A rate chosen, not a score guessed.
+  threshold, or when its novelty score (fmnist_app.novelty: how far its features lie from
+  every class of training garments) is above one. Each threshold is the quantile of
+  held-out garments seen through the camera path (validation images rendered into camera
+  scenes, see fmnist_app.scenes) that keeps ACCEPT_RATE of them. Rates chosen, not scores
+  guessed. A calibration without the novelty part (older runs, graphs without `features`)
+  judges by confidence alone.
 - Expected calibration error (ECE, 15 equal-width confidence bins) for the report.
 
 Fit it with `python -m fmnist_app.calibrate output_dir/RUN`.
 """
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fmnist_app import novelty
+
 CALIBRATION_FILENAME = "calibration.json"
 ECE_BINS = 15
-ACCEPT_RATE = 0.98
+ACCEPT_RATE = 0.99          # of held-out camera garments, kept by each of the two tests
 
 
 class CalibrationError(ValueError):
@@ -34,9 +40,34 @@ class Calibration:
     reject_below: float | None = None       # top probability under this: "no garment"
     accept_rate: float | None = None
     fitted_on: str = ""
+    novelty_above: float | None = None      # novelty score over this: "no garment"
+    class_means: list | None = None         # novelty score: (10, width) feature means ...
+    precision: list | None = None           # ... and their shared (width, width) precision
 
     def probabilities(self, logits):
         return softmax(np.asarray(logits, np.float64) / self.temperature)
+
+    @functools.cached_property
+    def _novelty_fit(self):
+        return np.asarray(self.class_means, np.float64), np.asarray(self.precision, np.float64)
+
+    def novelty(self, features):
+        """Novelty scores (N,) of features (N, width), or None when this calibration has no
+        novelty fit or the graph gives no features."""
+        if features is None or self.class_means is None:
+            return None
+        return novelty.scores(features, *self._novelty_fit)
+
+    def refused(self, probabilities, novelty_scores=None):
+        """Which frames (rows of calibrated probabilities, with their novelty scores when
+        known) are "no garment": too unsure, or too unlike every class."""
+        probabilities = np.atleast_2d(probabilities)
+        refused = np.zeros(len(probabilities), bool)
+        if self.reject_below is not None:
+            refused |= probabilities.max(axis=1) < self.reject_below
+        if novelty_scores is not None and self.novelty_above is not None:
+            refused |= np.asarray(novelty_scores, np.float64) > self.novelty_above
+        return refused
 
 
 UNCALIBRATED = Calibration()
@@ -67,6 +98,11 @@ def rejection_threshold(top_probabilities, accept_rate=ACCEPT_RATE):
     return float(np.quantile(np.asarray(top_probabilities), 1.0 - accept_rate))
 
 
+def novelty_threshold(novelty_scores, accept_rate=ACCEPT_RATE):
+    """The novelty score that keeps `accept_rate` of held-out garments."""
+    return float(np.quantile(np.asarray(novelty_scores), accept_rate))
+
+
 def reliability(probabilities, labels, bins=ECE_BINS):
     """Per confidence bin: (lower edge, count, mean confidence, accuracy)."""
     confidence = probabilities.max(axis=1)
@@ -90,25 +126,66 @@ def expected_calibration_error(probabilities, labels, bins=ECE_BINS):
     return float(sum(count * abs(acc - conf) for _, count, conf, acc in rows) / max(total, 1))
 
 
-def two_view_logits(model, images, plain_logits=None):
-    """Mean logits of the images and their mirrors: what the demo classifies with.
+def two_view_outputs(model, images, plain=None):
+    """(logits, features) averaged over the images and their mirrors: what the demo
+    classifies and judges novelty with; features are None for a graph without them.
 
-    Without `plain_logits` both views go through the model in one batch (the demo's case);
-    with them (already computed, as the benchmark has) only the mirrors do.
+    Without `plain` both views go through the model in one batch (the demo's case); with the
+    plain views' (logits, features) already computed, as the benchmark has, only the
+    mirrors do.
     """
     images = np.asarray(images)
     mirrored = images[:, :, ::-1]
-    if plain_logits is not None:
-        return (plain_logits + model.logits(np.ascontiguousarray(mirrored))) / 2
-    logits = model.logits(np.concatenate([images, mirrored]))
-    return (logits[:len(images)] + logits[len(images):]) / 2
+    if plain is None:
+        logits, features = model.logits_and_features(np.concatenate([images, mirrored]))
+        plain = logits[:len(images)], None if features is None else features[:len(images)]
+        other = logits[len(images):], None if features is None else features[len(images):]
+    else:
+        other = model.logits_and_features(np.ascontiguousarray(mirrored))
+    features = None if plain[1] is None or other[1] is None else (plain[1] + other[1]) / 2
+    return (plain[0] + other[0]) / 2, features
+
+
+def two_view_logits(model, images):
+    """Mean logits of the images and their mirrors (two_view_outputs without the features)."""
+    return two_view_outputs(model, images)[0]
+
+
+ARRAY_FIELDS = ("class_means", "precision")
+
+
+def to_json(calibration):
+    """The numbers a person reads first, one per line; then the novelty fit's matrices, one
+    row per line (7 significant digits: the scores move by a millionth)."""
+    values = asdict(calibration)
+    arrays = {key: values.pop(key) for key in ARRAY_FIELDS if values[key] is not None}
+    lines = [f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in values.items()]
+    for key, rows in arrays.items():
+        body = ",\n".join("    " + json.dumps([float(f"{v:.7g}") for v in row]) for row in rows)
+        lines.append(f"  {json.dumps(key)}: [\n{body}\n  ]")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def save(calibration, folder):
     from fmnist_app.files import write_atomically
     path = Path(folder) / CALIBRATION_FILENAME
-    write_atomically((json.dumps(asdict(calibration), indent=2) + "\n").encode(), path)
+    write_atomically(to_json(calibration).encode(), path)
     return path
+
+
+def check_novelty_fit(calibration):
+    """Raise ValueError unless the novelty fields are all absent or fit together."""
+    present = [calibration.class_means is not None, calibration.precision is not None,
+               calibration.novelty_above is not None]
+    if not any(present):
+        return
+    if not all(present):
+        raise ValueError("novelty_above, class_means and precision come together")
+    means, precision = calibration._novelty_fit
+    width = means.shape[-1]
+    if means.ndim != 2 or precision.shape != (width, width):
+        raise ValueError(f"class_means {means.shape} and precision {precision.shape} do not "
+                         "fit together")
 
 
 def load_for(graph_path):
@@ -121,6 +198,7 @@ def load_for(graph_path):
         calibration = Calibration(**values)
         if not calibration.temperature > 0:
             raise ValueError(f"temperature {calibration.temperature} is not positive")
+        check_novelty_fit(calibration)
     except (OSError, ValueError, TypeError) as err:
         raise CalibrationError(f"{path} is unusable ({err}); rebuild it with "
                                f"`python -m fmnist_app.calibrate {path.parent}`") from None

@@ -7,13 +7,13 @@ reported as 0, like scikit-learn's zero_division=0. Per-class accuracy is the st
 "accuracy of class c": the share of class-c images classified as c (= recall).
 
 Flip TTA: the softmax of the mean logits of each image and its mirror, exactly the two
-views the demo classifies (fmnist_app.calibration.two_view_logits). It suits models trained
+views the demo classifies (fmnist_app.calibration.two_view_outputs). It suits models trained
 with FLIP_FOOTWEAR (the shipped one); for a model that never saw a shoe facing right it
 costs footwear accuracy, and the per-class TTA table shows it.
 
 Calibration: with a calibration.json next to the graph, the expected calibration error of
 the two-view probabilities before and after its temperature, and the share of test images
-its rejection threshold would call "no garment".
+its rejection thresholds (confidence and novelty) would call "no garment".
 """
 
 import hashlib
@@ -93,7 +93,8 @@ def summarise(labels, probabilities):
 # --------------------------------------------------------------------------- predictions
 
 def timed_predictions(model, images):
-    """Logits for all images, plus throughput of that very pass and 1-image latency.
+    """(logits, features or None, timing) for all images: throughput of that very pass and
+    1-image latency.
 
     The first batch is the warm-up (one-off memory and oneDNN kernel set-up) and is left out
     of the throughput unless it is the only one, so no images are predicted twice.
@@ -101,9 +102,13 @@ def timed_predictions(model, images):
     parts, seconds = [], []
     for start in range(0, len(images), BATCH_SIZE):
         tick = time.perf_counter()
-        parts.append(model.logits(images[start:start + BATCH_SIZE], batch_size=BATCH_SIZE))
+        parts.append(model.logits_and_features(images[start:start + BATCH_SIZE], BATCH_SIZE))
         seconds.append(time.perf_counter() - tick)
-    logits = np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+    logits = (np.concatenate([part[0] for part in parts]) if parts
+              else np.zeros((0, NUM_CLASSES), np.float32))
+    features = (np.concatenate([part[1] for part in parts])
+                if parts and parts[0][1] is not None else None)
+    parts = [part[0] for part in parts]
     timed = slice(1, None) if len(parts) > 1 else slice(None)
     timed_images, timed_seconds = sum(map(len, parts[timed])), sum(seconds[timed])
 
@@ -119,18 +124,21 @@ def timed_predictions(model, images):
               "images_per_second": timed_images / timed_seconds if timed_seconds > 0 else 0.0,
               "latency_ms_median": 1000 * float(np.median(latencies)),
               "latency_repeats": LATENCY_REPEATS}
-    return logits, timing
+    return logits, features, timing
 
 
-def calibration_summary(logits, labels, fitted):
+def calibration_summary(logits, labels, fitted, features=None):
     """ECE (and reliability bins) of the two-view probabilities before and after the
-    temperature, and the share of test images the rejection threshold would refuse."""
+    temperature, and the share of test images the rejection thresholds would refuse (given
+    the two-view features, the novelty threshold too)."""
     before = calibration.softmax(np.asarray(logits, np.float64))
     after = fitted.probabilities(logits)
     rejected = None
     if fitted.reject_below is not None:
-        rejected = float(np.mean(after.max(axis=1) < fitted.reject_below))
+        rejected = float(np.mean(fitted.refused(after, fitted.novelty(features))))
+    novelty_above = None if features is None else fitted.novelty_above
     return {"temperature": fitted.temperature, "reject_below": fitted.reject_below,
+            "novelty_above": novelty_above,
             "fitted_on": fitted.fitted_on, "bins": calibration.ECE_BINS,
             "ece_before": calibration.expected_calibration_error(before, labels),
             "ece_after": calibration.expected_calibration_error(after, labels),
@@ -265,8 +273,10 @@ def calibration_table(numbers):
              f"expected calibration error  {100 * numbers['ece_before']:5.2f}% before  ->  "
              f"{100 * numbers['ece_after']:5.2f}% after"]
     if numbers["reject_below"] is not None:
-        lines.append(f"no garment below top probability {numbers['reject_below']:.3f}: "
-                     f"{100 * numbers['test_rejected']:.2f}% of the test images")
+        novelty = ("" if numbers.get("novelty_above") is None else
+                   f" or novelty above {numbers['novelty_above']:.1f}")
+        lines.append(f"no garment below top probability {numbers['reject_below']:.3f}"
+                     f"{novelty}: {100 * numbers['test_rejected']:.2f}% of the test images")
     return "\n".join(lines)
 
 

@@ -1,8 +1,10 @@
 """Write a trained Keras model as a TF1-style frozen GraphDef.
 
-The graph has one input `input` float32 [None, 28, 28, 1] taking raw 0..255 pixels and two
-outputs `logits` and `probabilities`. Variables are folded into constants and grappler's
-constant folding folds batch norm into the convolutions. The file appears atomically.
+The graph has one input `input` float32 [None, 28, 28, 1] taking raw 0..255 pixels and three
+outputs: `logits`, `probabilities` and `features` (the last hidden layer, the input of the
+`logits` layer: what the novelty score of fmnist_app.novelty measures). Variables are folded
+into constants and grappler's constant folding folds batch norm into the convolutions. The
+file appears atomically.
 
     python -m fmnist_app.export --weights output_dir/run/best.weights.h5 --model resnet \
         --out output_dir/run/frozen_inference_graph.pb
@@ -12,25 +14,29 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmnist_app.tf_quiet import tf  # isort: skip (first, so TensorFlow starts quietly)
+from fmnist_app.tf_quiet import keras, tf  # isort: skip (first, so TensorFlow starts quietly)
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 from tensorflow.python.grappler import tf_optimizer
 
 from fmnist_app.dataset import GRAPH_FILENAME, IMAGE_SIZE
 from fmnist_app.files import write_atomically
-from fmnist_app.inference import INPUT_NAME, LOGITS_NAME, PROBABILITIES_NAME
+from fmnist_app.inference import FEATURES_NAME, INPUT_NAME, LOGITS_NAME, PROBABILITIES_NAME
 
 
 def frozen_graph_def(model):
     """The model's inference graph with weights as constants, optimised by grappler."""
     spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32, name=INPUT_NAME)
+    # Every registered model ends in a Dense layer named "logits" (models.classifier_head).
+    with_features = keras.Model(model.input, [model.get_layer(LOGITS_NAME).input, model.output])
 
     @tf.function(input_signature=[spec])
     def serve(pixels):
-        logits = tf.cast(model(pixels, training=False), tf.float32)
+        features, logits = with_features(pixels, training=False)
+        logits = tf.cast(logits, tf.float32)
         return {LOGITS_NAME: tf.identity(logits, name=LOGITS_NAME),
-                PROBABILITIES_NAME: tf.nn.softmax(logits, name=PROBABILITIES_NAME)}
+                PROBABILITIES_NAME: tf.nn.softmax(logits, name=PROBABILITIES_NAME),
+                FEATURES_NAME: tf.identity(tf.cast(features, tf.float32), name=FEATURES_NAME)}
 
     frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
     graph_def = frozen.graph.as_graph_def()
@@ -41,7 +47,9 @@ def _optimise(graph_def, graph):
     """Run grappler constant folding + arithmetic (folds batch norm into the convs)."""
     meta_graph = tf.compat.v1.train.export_meta_graph(graph_def=graph_def, graph=graph)
     fetch = meta_graph_pb2.CollectionDef()
-    fetch.node_list.value.extend([LOGITS_NAME, PROBABILITIES_NAME])
+    names = {node.name for node in graph_def.node}
+    fetch.node_list.value.extend(name for name in (LOGITS_NAME, PROBABILITIES_NAME, FEATURES_NAME)
+                                 if name in names)
     meta_graph.collection_def["train_op"].CopyFrom(fetch)
     rewriter = rewriter_config_pb2.RewriterConfig()
     rewriter.optimizers.extend(["constfold", "arithmetic", "dependency", "constfold"])

@@ -2,6 +2,10 @@
 
 A GraphDef can hold any TensorFlow op, including ones that read or write files, so a graph
 is refused unless every op is on an allowlist of pure inference ops.
+
+Besides `logits` and `probabilities`, graphs exported since the novelty score have
+`features` (the classifier's last hidden layer, what fmnist_app.novelty measures); older
+graphs without it still load, and then only the confidence rule can refuse a frame.
 """
 
 from pathlib import Path
@@ -13,6 +17,7 @@ from fmnist_app.dataset import IMAGE_SIZE, NUM_CLASSES
 INPUT_NAME = "input"
 LOGITS_NAME = "logits"
 PROBABILITIES_NAME = "probabilities"
+FEATURES_NAME = "features"
 
 # Pure tensor maths: nothing here touches files, the network or process state.
 ALLOWED_OPS = frozenset((
@@ -113,11 +118,16 @@ class FrozenModel:
                              for name in (LOGITS_NAME, PROBABILITIES_NAME)]
         except (ValueError, KeyError, tf.errors.OpError) as err:
             raise ModelError(f"{self.path}: graph cannot be loaded ({err}); re-export it") from None
+        names = {node.name for node in graph_def.node}
+        self.has_features = FEATURES_NAME in names
+        if self.has_features:
+            self._outputs.append(graph.get_tensor_by_name(FEATURES_NAME + ":0"))
         self._session = tf.compat.v1.Session(graph=graph, config=config)
         self._tf = tf
         self._check_outputs()
 
     def _run(self, batch):
+        """[logits, probabilities] (+ features when the graph has them) for one batch."""
         return self._session.run(self._outputs, {self._input: batch})
 
     def _check_outputs(self):
@@ -133,18 +143,29 @@ class FrozenModel:
             if tuple(output.shape) != (2, NUM_CLASSES):
                 raise ModelError(f"{self.path}: output `{name}` has shape {tuple(output.shape)} "
                                  f"for two images, expected (2, {NUM_CLASSES}) class scores")
+        if self.has_features and (outputs[2].ndim != 2 or len(outputs[2]) != 2):
+            raise ModelError(f"{self.path}: output `{FEATURES_NAME}` has shape "
+                             f"{tuple(outputs[2].shape)} for two images, expected (2, width)")
 
     def logits_and_probabilities(self, images):
         """images: (N, 28, 28) or (N, 28, 28, 1), raw 0..255 pixels."""
         batch = np.asarray(images, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
-        return tuple(self._run(batch))
+        return tuple(self._run(batch)[:2])
 
     def logits(self, images, batch_size=1000):
         """Logits (N, 10) for raw 0..255 images, in batches."""
-        images = np.asarray(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
-        parts = [self.logits_and_probabilities(images[i:i + batch_size])[0]
-                 for i in range(0, len(images), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+        return self.logits_and_features(images, batch_size)[0]
+
+    def logits_and_features(self, images, batch_size=1000):
+        """(logits (N, 10), features (N, width) or None for a graph without them), in
+        batches: one pass gives both."""
+        images = np.asarray(images, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+        if not len(images):
+            return np.zeros((0, NUM_CLASSES), np.float32), None
+        parts = [self._run(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        logits = np.concatenate([part[0] for part in parts])
+        features = np.concatenate([part[2] for part in parts]) if self.has_features else None
+        return logits, features
 
     def predict(self, images, batch_size=1000):
         """Class probabilities (N, 10) for raw 0..255 images, in batches."""

@@ -32,7 +32,7 @@ ALLOWED_CHANGE = 0.05       # percentage points per class
 
 def run(model, images, labels):
     """Per-class accuracy (%), predictions and benchmark.py's own timing of one pass."""
-    logits, timing = timed_predictions(model, images)
+    logits, _, timing = timed_predictions(model, images)
     predictions = logits.argmax(axis=1)
     _, per_class = class_metrics(confusion_matrix(labels, predictions))
     return np.array([100 * c["accuracy"] for c in per_class]), predictions, timing

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import demo_program
-from fmnist_app import calibration, scenes
+from fmnist_app import calibration, novelty, scenes
 from fmnist_app.dataset import CLASS_NAMES, load_split
 from fmnist_app.live import pipeline as live
 from fmnist_app.outliers import make_outliers
@@ -92,7 +92,8 @@ def test_scenes_are_repeatable_and_camera_sized(test_set):
 
 class StubModel:
     """Logits from the image: bright left half -> class 7, else class 0; strength = how
-    much of the picture is lit, so a faint picture gets a flat, unsure answer."""
+    much of the picture is lit, so a faint picture gets a flat, unsure answer. Like a graph
+    exported before the novelty score, it has no features."""
 
     def logits(self, images):
         images = np.asarray(images, np.float32)
@@ -101,6 +102,17 @@ class StubModel:
         logits = np.zeros((len(images), 10))
         logits[np.arange(len(images)), np.where(left, 7, 0)] = strength
         return logits
+
+    def logits_and_features(self, images):
+        return self.logits(images), None
+
+
+class StubModelWithFeatures(StubModel):
+    """StubModel whose one feature is how much of the picture is lit."""
+
+    def logits_and_features(self, images):
+        images = np.asarray(images, np.float32)
+        return self.logits(images), images.mean(axis=(1, 2)).reshape(-1, 1) / 100.0
 
 
 def classifier(reject_below):
@@ -122,6 +134,58 @@ def test_a_frame_below_the_threshold_is_no_garment_and_above_it_a_garment():
     assert empty.verdict == live.EMPTY and empty.empty and not empty.top3
 
 
+def novelty_classifier(lit_levels, novelty_above):
+    """A StubModelWithFeatures classifier whose novelty fit puts every class at one of
+    `lit_levels` (feature values), unit variance, refusing scores over `novelty_above`."""
+    means = [[level] for level in lit_levels]
+    return live.Classifier(StubModelWithFeatures(), calibration.Calibration(
+        1.0, 0.3, 0.99, "test", novelty_above, means, [[1.0]]))
+
+
+def test_a_confident_frame_unlike_every_class_is_no_garment():
+    frame = frame_with_garment(150)
+    # With every class at 0 the score is the feature squared: the frame's feature value.
+    lit = live.Pipeline(novelty_classifier([0.0] * 10, 100.0)).process(frame, 0.6).novelty ** 0.5
+    # The same frame with a class mean at its own feature value, then every class far from it.
+    familiar = live.Pipeline(novelty_classifier([lit] * 10, 1.0)).process(frame, 0.6)
+    assert familiar.verdict == live.GARMENT and familiar.novelty < 1e-9
+    novel = live.Pipeline(novelty_classifier([lit + 3] * 10, 1.0)).process(frame, 0.6)
+    assert novel.verdict == live.NO_GARMENT and novel.novelty == pytest.approx(9.0)
+    assert novel.smoothed[1] >= 0.3                      # confident, yet refused
+
+
+def test_novelty_is_the_squared_mahalanobis_distance_to_the_nearest_class():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 200)
+    centres = rng.normal(0, 10, (10, 3))
+    features = centres[labels] + rng.normal(0, [1.0, 2.0, 0.5], (len(labels), 3))
+    means, precision = novelty.fit(features, labels, 10)
+    np.testing.assert_allclose(means, centres, atol=0.5)        # 3 standard errors
+    at_means = novelty.scores(means, means, precision)
+    np.testing.assert_allclose(at_means, 0.0, atol=1e-9)
+    # Two standard deviations along the tight axis count as far as two along the wide one.
+    steps = means[[0, 0]] + np.array([[0, 4.0, 0], [0, 0, 1.0]])
+    np.testing.assert_allclose(novelty.scores(steps, means, precision), [4.0, 4.0], rtol=0.1)
+    with pytest.raises(ValueError, match="class"):
+        novelty.fit(features[labels < 9], labels[labels < 9], 10)
+
+
+def test_a_novelty_fit_survives_its_json_and_a_half_one_is_a_one_line_error(tmp_path):
+    graph = tmp_path / "frozen_inference_graph.pb"
+    fitted = novelty_classifier([k / 4 for k in range(10)], 5.0).calibration   # exact in 7 digits
+    calibration.save(fitted, tmp_path)
+    again = calibration.load_for(graph)
+    assert again == fitted
+    features = np.array([[0.3], [7.0]])
+    np.testing.assert_allclose(again.novelty(features), fitted.novelty(features))
+    values = json.loads((tmp_path / calibration.CALIBRATION_FILENAME).read_text())
+    del values["precision"]
+    (tmp_path / calibration.CALIBRATION_FILENAME).write_text(json.dumps(values))
+    with pytest.raises(calibration.CalibrationError, match="come together") as err:
+        calibration.load_for(graph)
+    assert "\n" not in str(err.value)
+
+
 def test_without_calibration_nothing_is_rejected():
     uncalibrated = live.Classifier(StubModel(), calibration.UNCALIBRATED)
     result = live.Pipeline(uncalibrated).process(frame_with_garment(150), 0.6)
@@ -137,6 +201,18 @@ def test_rejection_reaches_the_no_gui_csv(tmp_path, monkeypatch):
     demo_program.main(["--no-gui", "--image", str(image), "--predictions", str(out)])
     row = next(csv.DictReader(out.open()))
     assert row["verdict"] == live.NO_GARMENT and row["top1_class"] in CLASS_NAMES
+    assert row["novelty"] == ""                     # this model has no features
+
+
+def test_the_novelty_score_reaches_the_no_gui_csv(tmp_path, monkeypatch):
+    image = tmp_path / "garment.png"
+    cv2.imwrite(str(image), frame_with_garment(150))
+    monkeypatch.setattr("fmnist_app.live.headless.load_classifier",
+                        lambda path: novelty_classifier([9.0] * 10, 1.0))
+    out = tmp_path / "rows.csv"
+    demo_program.main(["--no-gui", "--image", str(image), "--predictions", str(out)])
+    row = next(csv.DictReader(out.open()))
+    assert row["verdict"] == live.NO_GARMENT and float(row["novelty"]) > 1.0
 
 
 def test_a_frame_too_small_for_the_box_is_a_bad_frame_not_a_crash():

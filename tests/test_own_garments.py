@@ -120,4 +120,5 @@ def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, 
     assert metrics["extra_held_out_images"] == 20
     assert 0.0 <= metrics["extra_held_out_accuracy"] <= 1.0
     classifier = load_classifier(tuned.run_dir / "frozen_inference_graph.pb")
-    assert classifier.probabilities(images[0]).shape == (10,)
+    probabilities, novelty = classifier.assess(images[0])
+    assert probabilities.shape == (10,) and novelty is None      # not calibrated yet

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
+from fmnist_app import calibrate, calibration, train
 from fmnist_app import config as config_module
-from fmnist_app import train
 from fmnist_app.export import export_frozen_graph
 from fmnist_app.inference import FrozenModel, ModelError
 from fmnist_app.models import create_model
@@ -75,9 +75,29 @@ def test_frozen_graph_matches_the_keras_model():
     logits, probabilities = frozen.logits_and_probabilities(images.astype(np.uint8))
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    # `features` is the last hidden layer, the input of the logits layer.
+    hidden = tf.keras.Model(model.input, model.get_layer("logits").input)(images, training=False)
+    _, features = frozen.logits_and_features(images)
+    assert frozen.has_features
+    np.testing.assert_allclose(features, hidden.numpy(), rtol=1e-5, atol=1e-5)
     op_types = {node.op for node in tf.compat.v1.GraphDef.FromString(path.read_bytes()).node}
     assert "FusedBatchNormV3" not in op_types  # grappler folded batch norm away
     path.unlink()
+
+
+def test_calibrate_fits_the_temperature_and_a_novelty_score_that_tells_noise_apart(tiny_run):
+    cfg, _ = tiny_run
+    graph = cfg.run_dir / "frozen_inference_graph.pb"
+    calibrate.main([str(cfg.run_dir), "--scenes", "3"])
+    fitted = calibration.load_for(graph)
+    assert fitted.temperature > 0 and 0 < fitted.reject_below < 1 and fitted.novelty_above > 0
+    assert np.shape(fitted.class_means) == (10, 128)            # simple_model_1's hidden layer
+    model = FrozenModel(graph)
+    (_, _), (held_out, _) = calibrate.splits(cfg.run_dir)
+    noise = np.random.default_rng(0).integers(0, 256, (100, 28, 28)).astype(np.uint8)
+    scores = [np.median(fitted.novelty(calibration.two_view_outputs(model, images)[1]))
+              for images in (held_out, noise)]
+    assert scores[1] > 3 * scores[0]         # pixel noise is far from every class
 
 
 def wait_for_checkpoint(process, checkpoint_dir, timeout=90):

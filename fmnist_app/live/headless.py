@@ -8,16 +8,19 @@ from fmnist_app.live.pipeline import Pipeline, load_classifier
 from fmnist_app.sources import FrameUnavailable, SourceEnded, open_source
 
 CSV_COLUMNS = ("frame", "time_s", "verdict", "top1_class", "top1_probability", "top2_class",
-               "top2_probability", "top3_class", "top3_probability", "box_empty", "pipeline_ms")
+               "top2_probability", "top3_class", "top3_probability", "box_empty", "pipeline_ms",
+               "novelty")
 
 
 def csv_row(result, seconds):
     """One result as a CSV row, the numbers the window shows for that frame (averaged over
-    recent frames); class columns stay blank when nothing was classified."""
+    recent frames); class columns stay blank when nothing was classified, and so does the
+    novelty score when the model has none (fmnist_app.novelty)."""
     classes = [field for name, p in result.top3 for field in (name, f"{p:.4f}")]
     classes += [""] * (6 - len(classes))
+    novelty = "" if result.novelty is None else f"{result.novelty:.1f}"
     return [result.index, f"{seconds:.3f}", result.verdict, *classes, int(result.empty),
-            f"{result.pipeline_ms:.2f}"]
+            f"{result.pipeline_ms:.2f}", novelty]
 
 
 def read_labels(path):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fmnist_app.calibration import CalibrationError, load_for, two_view_logits
+from fmnist_app.calibration import CalibrationError, load_for, two_view_outputs
 from fmnist_app.dataset import CLASS_NAMES, IMAGE_SIZE
 from fmnist_app.preprocess import (
     NOTHING,
@@ -35,14 +35,18 @@ class Classifier:
     calibration: object
     class_names: tuple = CLASS_NAMES
 
-    def probabilities(self, image28):
-        """Calibrated probabilities of one 28x28 image, from it and its mirror in one batch:
-        the dataset's shoes all face left, and a user holds theirs either way."""
-        return self.calibration.probabilities(two_view_logits(self.model, image28[None]))[0]
+    def assess(self, image28):
+        """(calibrated probabilities, novelty score or None) of one 28x28 image, from it and
+        its mirror in one batch: the dataset's shoes all face left, and a user holds theirs
+        either way."""
+        logits, features = two_view_outputs(self.model, image28[None])
+        scores = self.calibration.novelty(features)
+        return (self.calibration.probabilities(logits)[0],
+                None if scores is None else float(scores[0]))
 
-    def is_garment(self, probabilities):
-        threshold = self.calibration.reject_below
-        return threshold is None or float(np.max(probabilities)) >= threshold
+    def is_garment(self, probabilities, novelty=None):
+        scores = None if novelty is None else [novelty]
+        return not self.calibration.refused(probabilities, scores)[0]
 
 
 def load_classifier(model_path):
@@ -81,6 +85,7 @@ class FrameResult:
     verdict: str                  # GARMENT, NO_GARMENT, EMPTY, NO_MODEL or BAD_FRAME
     top3: list                    # [(class, probability)] averaged over recent frames
     probabilities: np.ndarray | None  # all ten, averaged the same way; None if unclassified
+    novelty: float | None         # novelty score averaged the same way (fmnist_app.novelty)
     mirrored: bool
     pipeline_ms: float            # crop + preprocess + inference
     inference_ms: float
@@ -126,15 +131,19 @@ class Pipeline:
         self._last_time = now
 
     def _classify(self, model_input):
-        """(verdict, top3, averaged probabilities, inference ms) for a non-empty input."""
+        """(verdict, top3, averaged probabilities, averaged novelty, inference ms) for a
+        non-empty input."""
         if self.classifier is None:
-            return NO_MODEL, [], None, 0.0
+            return NO_MODEL, [], None, None, 0.0
         started = time.perf_counter()
-        self._recent.append(self.classifier.probabilities(model_input))
+        self._recent.append(self.classifier.assess(model_input))
         inference_ms = 1000 * (time.perf_counter() - started)
-        averaged = np.mean(self._recent, axis=0)
-        verdict = GARMENT if self.classifier.is_garment(averaged) else NO_GARMENT
-        return verdict, top_classes(averaged, self.classifier.class_names), averaged, inference_ms
+        averaged = np.mean([probabilities for probabilities, _ in self._recent], axis=0)
+        scores = [score for _, score in self._recent if score is not None]
+        novelty = float(np.mean(scores)) if scores else None
+        verdict = GARMENT if self.classifier.is_garment(averaged, novelty) else NO_GARMENT
+        return (verdict, top_classes(averaged, self.classifier.class_names), averaged, novelty,
+                inference_ms)
 
     def process(self, frame, box_fraction, mirror=False, picture=None):
         """One frame -> FrameResult. `picture` names what the frame shows when the source
@@ -155,15 +164,15 @@ class Pipeline:
             problem, outcome = f"frame skipped: {err}", None
             box, crop = Box(0, 0, 0), np.zeros((1, 1, 3), np.uint8)
             model_input = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-        top3, averaged, inference_ms = [], None, 0.0
+        top3, averaged, novelty, inference_ms = [], None, None, 0.0
         if problem or outcome in (NOTHING, REACHES_IN):
             self._recent.clear()
             verdict = BAD_FRAME if problem else EMPTY if outcome == NOTHING else NOT_INSIDE
         else:
-            verdict, top3, averaged, inference_ms = self._classify(model_input)
+            verdict, top3, averaged, novelty, inference_ms = self._classify(model_input)
         now = time.perf_counter()
         self._tick_fps(now)
         self._frame_count += 1
         return FrameResult(self._frame_count - 1, frame, box, crop, model_input, verdict, top3,
-                           averaged, mirror, 1000 * (now - started), inference_ms, self._fps,
-                           problem)
+                           averaged, novelty, mirror, 1000 * (now - started), inference_ms,
+                           self._fps, problem)

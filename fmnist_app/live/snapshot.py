@@ -39,6 +39,7 @@ def save_snapshot(folder, result, prediction, source_name, model_path):
             "top3": [{"class": name, "probability": round(p, 4)} for name, p in result.top3],
             "box_empty": result.empty,
             "verdict": result.verdict,
+            "novelty": None if result.novelty is None else round(result.novelty, 2),
             "mirrored": result.mirrored,
             "guide_box": result.box._asdict(),
             "analysed_square": {"side": int(result.crop.shape[0])},
