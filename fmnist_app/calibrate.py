@@ -1,6 +1,6 @@
 """Fit a run's calibration.json on its held-out validation images.
 
-    python -m fmnist_app.calibrate output_dir/RUN [--scenes 40] [--accept-rate 0.99]
+    python -m fmnist_app.calibrate output_dir/RUN [--scenes 125] [--accept-rate 0.99]
 
 1. Temperature: fitted on the two-view logits of the run's validation split (the images
    the run held out: same SEED and VALIDATION_SIZE as its config.json).
@@ -111,8 +111,9 @@ def calibrate(run_dir, per_condition, accept_rate):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="a finished run (output_dir/NAME)")
-    parser.add_argument("--scenes", type=int, default=40, metavar="N",
-                        help="camera scenes per garment condition (default 40)")
+    # 125 x 8 conditions: a 99% quantile then rests on ten scenes past it, not three.
+    parser.add_argument("--scenes", type=int, default=125, metavar="N",
+                        help="camera scenes per garment condition (default %(default)s)")
     parser.add_argument("--accept-rate", type=float, default=calibration.ACCEPT_RATE,
                         help="share of held-out garments to keep (default %(default)s)")
     args = parser.parse_args(argv)
