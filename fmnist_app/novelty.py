@@ -32,6 +32,13 @@ def fit(features, labels, classes):
 
 
 def scores(features, means, precision):
-    """Squared Mahalanobis distance of each row of `features` to the nearest class mean."""
-    away = np.asarray(features, np.float64)[:, None, :] - means[None]
-    return np.einsum("nci,ij,ncj->nc", away, precision, away).min(axis=1)
+    """Squared Mahalanobis distance of each row of `features` to the nearest class mean.
+
+    Expanded as f'Pf - 2 f'P m + m'P m: three matrix products instead of one (N, classes,
+    width, width) sum, which takes seconds on the 10,000 test images."""
+    features = np.asarray(features, np.float64)
+    projected = features @ precision
+    distances = (np.einsum("nd,nd->n", projected, features)[:, None]
+                 - 2 * projected @ means.T
+                 + np.einsum("cd,cd->c", means @ precision, means)[None])
+    return np.maximum(distances, 0).min(axis=1)
