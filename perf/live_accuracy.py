@@ -10,7 +10,8 @@ named condition of fmnist_app.scenes, and runs every frame through the demo's ow
 over the frames of one scene). A garment scene counts as right when its last frame shows
 the true class; a negative scene (no garment) counts as wrongly accepted when its last
 frame shows any class. Prints accuracy per condition and overall, what the rest showed (a
-wrong class; box empty; not inside the box; no garment, below the rejection threshold),
+wrong class; box empty; not inside the box; no garment: under the confidence threshold or
+over the novelty threshold, and of those, how many the novelty score refused),
 with the CPU, and next to it the ceiling: the model on the same garments as clean test
 images, two views, nothing refused (what the scenes would score if the camera and the
 preprocessing lost nothing). --failures DIR also writes, per condition, a contact sheet of
@@ -109,14 +110,18 @@ def measure(classifier, images, labels, per_condition, frames, seed,
         negative = condition in scenes.NEGATIVE_CONDITIONS
         chosen = balanced_choice(labels, per_condition if not negative else per_condition // 2,
                                  rng)
-        hits, wrong_class = 0, 0
+        hits, wrong_class, novel = 0, 0, 0
         verdicts = dict.fromkeys((EMPTY, NOT_INSIDE, NO_GARMENT), 0)
+        novelty_above = classifier.calibration.novelty_above
         for index in chosen:
             result, pipeline_ms = run_scene(classifier, condition, images[index], frames, rng)
             times += pipeline_ms
             shown = result.verdict == GARMENT
             if not shown:
                 verdicts[result.verdict] += 1
+            # Of the "no garment" verdicts, those the novelty score gave (confident or not).
+            novel += (result.verdict == NO_GARMENT and novelty_above is not None
+                      and result.novelty is not None and result.novelty > novelty_above)
             if negative:
                 hits += shown                       # wrongly accepted
                 missed = shown
@@ -135,7 +140,7 @@ def measure(classifier, images, labels, per_condition, frames, seed,
         rows.append({"condition": condition, "negative": negative, "scenes": count,
                      "share": hits / count, "wrong_class": wrong_class / count,
                      "empty": verdicts[EMPTY] / count, "not_inside": verdicts[NOT_INSIDE] / count,
-                     "no_garment": verdicts[NO_GARMENT] / count,
+                     "no_garment": verdicts[NO_GARMENT] / count, "novel": novel / count,
                      "rejected": (verdicts[NOT_INSIDE] + verdicts[NO_GARMENT]) / count,
                      "same_garments_clean": clean})
     return rows, times
@@ -183,12 +188,12 @@ def main(argv=None):
     clean = mean_of(garments, "same_garments_clean")
     negatives = mean_of(negative_rows, "share")
     print(f"{'condition':30s} {'scenes':>6s} {'right':>7s} {'wrong class':>11s} {'empty':>6s} "
-          f"{'not inside':>10s} {'no garment':>10s} {'same, clean':>11s}")
+          f"{'not inside':>10s} {'no garment':>10s} {'(novel)':>8s} {'same, clean':>11s}")
     for r in rows:
         print(f"{r['condition']:30s} {r['scenes']:6d} {100 * r['share']:6.1f}% "
               + (f"{'':11s} " if r["negative"] else f"{100 * r['wrong_class']:10.1f}% ")
               + f"{100 * r['empty']:5.1f}% {100 * r['not_inside']:9.1f}% "
-              f"{100 * r['no_garment']:9.1f}%"
+              f"{100 * r['no_garment']:9.1f}% {100 * r['novel']:7.1f}%"
               + ("   <- share wrongly accepted" if r["negative"]
                  else f" {100 * r['same_garments_clean']:10.1f}%"))
     summary = []
