@@ -69,6 +69,17 @@ def load_classifier(model_path):
         raise ModelError(str(err)) from None
 
 
+def rejection_note(calibration):
+    """What to tell a user about how a model says "no garment": nothing when it is
+    calibrated with the novelty score; otherwise what is missing and the command that fits it."""
+    fit = "run python -m fmnist_app.calibrate on its folder"
+    if calibration.reject_below is None and calibration.novelty_above is None:
+        return f"not calibrated, so it never says \"no garment\": {fit}"
+    if calibration.novelty_above is None:
+        return f"\"no garment\" by confidence alone (no novelty score): {fit}"
+    return ""
+
+
 def top_classes(probabilities, class_names, count=3):
     """[(class name, probability)] for the `count` most likely classes, best first."""
     best = np.argsort(probabilities)[::-1][:count]
