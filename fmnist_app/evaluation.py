@@ -108,9 +108,9 @@ def timed_predictions(model, images):
               else np.zeros((0, NUM_CLASSES), np.float32))
     features = (np.concatenate([part[1] for part in parts])
                 if parts and parts[0][1] is not None else None)
-    parts = [part[0] for part in parts]
+    sizes = [len(part[0]) for part in parts]
     timed = slice(1, None) if len(parts) > 1 else slice(None)
-    timed_images, timed_seconds = sum(map(len, parts[timed])), sum(seconds[timed])
+    timed_images, timed_seconds = sum(sizes[timed]), sum(seconds[timed])
 
     single = images[:1]
     model.predict(single)
