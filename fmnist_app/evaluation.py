@@ -262,7 +262,7 @@ def timing_table(timing):
     return f"Speed on this machine\n{throughput}\n{latency}"
 
 
-def calibration_table(numbers):
+def calibration_table(numbers, split="test"):
     if numbers["temperature"] == 1.0 and numbers["reject_below"] is None:
         return ("Calibration: none (no calibration.json next to the graph; make one with "
                 "`python -m fmnist_app.calibrate RUN_DIR`)\n"
@@ -276,7 +276,8 @@ def calibration_table(numbers):
         novelty = ("" if numbers.get("novelty_above") is None else
                    f" or novelty above {numbers['novelty_above']:.1f}")
         lines.append(f"no garment below top probability {numbers['reject_below']:.3f}"
-                     f"{novelty}: {100 * numbers['test_rejected']:.2f}% of the test images")
+                     f"{novelty}: {100 * numbers['test_rejected']:.2f}% of "
+                     + ("the test images" if split == "test" else split))
     return "\n".join(lines)
 
 
@@ -293,7 +294,7 @@ def format_report(report):
         confused_pairs_table(report),
         timing_table(report["timing"])]
     if report.get("calibration"):
-        sections.append(calibration_table(report["calibration"]))
+        sections.append(calibration_table(report["calibration"], report["dataset"]["split"]))
     if report["tta"] is not None:
         sections.append(accuracy_table(report["tta"], "Test accuracy with flip TTA (%), "
                                        "reported apart from the plain number\n"
