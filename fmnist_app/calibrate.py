@@ -79,7 +79,7 @@ def calibrate(run_dir, per_condition, accept_rate):
 
     (train_images, train_labels), (images, labels) = splits(run_dir)
     model = FrozenModel(Path(run_dir) / GRAPH_FILENAME)
-    logits = calibration.two_view_logits(model, images)
+    logits, features = calibration.two_view_outputs(model, images)
     temperature = calibration.fit_temperature(logits, labels)
     means, precision = novelty_fit(model, train_images, train_labels, CALIBRATION_SEED)
     scored = calibration.Calibration(temperature, class_means=means, precision=precision)
@@ -105,6 +105,11 @@ def calibrate(run_dir, per_condition, accept_rate):
           f"{100 * after:.2f}%); no garment below top probability "
           f"{fitted.reject_below:.3f}{novelty_line} (each keeps {accept_rate:.0%} of held-out "
           f"camera garments, both {kept:.1%})")
+    if means is not None:
+        clean = fitted.novelty(features)
+        print(f"novelty score, median / 99th percentile: held-out images "
+              f"{np.median(clean):.1f} / {np.percentile(clean, 99):.1f}, the same through the "
+              f"camera {np.median(novelties):.1f} / {np.percentile(novelties, 99):.1f}")
     print(f"wrote {path}")
 
 
