@@ -58,15 +58,27 @@ class Calibration:
             return None
         return novelty.scores(features, *self._novelty_fit)
 
+    def unsure(self, probabilities):
+        """Which rows of calibrated probabilities are under the confidence threshold."""
+        probabilities = np.atleast_2d(probabilities)
+        if self.reject_below is None:
+            return np.zeros(len(probabilities), bool)
+        return probabilities.max(axis=1) < self.reject_below
+
+    def novel(self, novelty_scores):
+        """Which novelty scores are over the novelty threshold (none when either is missing)."""
+        scores = np.atleast_1d(np.asarray([] if novelty_scores is None else novelty_scores,
+                                          np.float64))
+        if self.novelty_above is None:
+            return np.zeros(len(scores), bool)
+        return scores > self.novelty_above
+
     def refused(self, probabilities, novelty_scores=None):
         """Which frames (rows of calibrated probabilities, with their novelty scores when
         known) are "no garment": too unsure, or too unlike every class."""
-        probabilities = np.atleast_2d(probabilities)
-        refused = np.zeros(len(probabilities), bool)
-        if self.reject_below is not None:
-            refused |= probabilities.max(axis=1) < self.reject_below
-        if novelty_scores is not None and self.novelty_above is not None:
-            refused |= np.asarray(novelty_scores, np.float64) > self.novelty_above
+        refused = self.unsure(probabilities)
+        if novelty_scores is not None:
+            refused |= self.novel(novelty_scores)
         return refused
 
 
@@ -137,13 +149,14 @@ def two_view_outputs(model, images, plain=None):
     images = np.asarray(images)
     mirrored = images[:, :, ::-1]
     if plain is None:
-        logits, features = model.logits_and_features(np.concatenate([images, mirrored]))
-        plain = logits[:len(images)], None if features is None else features[:len(images)]
-        other = logits[len(images):], None if features is None else features[len(images):]
+        both = model.logits_and_features(np.concatenate([images, mirrored]))
     else:
-        other = model.logits_and_features(np.ascontiguousarray(mirrored))
-    features = None if plain[1] is None or other[1] is None else (plain[1] + other[1]) / 2
-    return (plain[0] + other[0]) / 2, features
+        mirrors = model.logits_and_features(np.ascontiguousarray(mirrored))
+        both = [None if a is None or b is None else np.concatenate([a, b])
+                for a, b in zip(plain, mirrors)]
+    count = len(images)
+    return tuple(None if values is None else (values[:count] + values[count:]) / 2
+                 for values in both)
 
 
 def two_view_logits(model, images):

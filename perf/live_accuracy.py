@@ -112,7 +112,6 @@ def measure(classifier, images, labels, per_condition, frames, seed,
                                  rng)
         hits, wrong_class, novel = 0, 0, 0
         verdicts = dict.fromkeys((EMPTY, NOT_INSIDE, NO_GARMENT), 0)
-        novelty_above = classifier.calibration.novelty_above
         for index in chosen:
             result, pipeline_ms = run_scene(classifier, condition, images[index], frames, rng)
             times += pipeline_ms
@@ -120,8 +119,8 @@ def measure(classifier, images, labels, per_condition, frames, seed,
             if not shown:
                 verdicts[result.verdict] += 1
             # Of the "no garment" verdicts, those the novelty score gave (confident or not).
-            novel += (result.verdict == NO_GARMENT and novelty_above is not None
-                      and result.novelty is not None and result.novelty > novelty_above)
+            novel += (result.verdict == NO_GARMENT and result.novelty is not None
+                      and bool(classifier.calibration.novel(result.novelty)[0]))
             if negative:
                 hits += shown                       # wrongly accepted
                 missed = shown

@@ -1,6 +1,7 @@
 """Does the live demo say "no garment" to real photographs of things that are not garments?
 
     .venv/bin/python perf/real_photos.py [--model PATH] [--json FILE] [--failures DIR]
+                                         [--frames-dir DIR]
 
 The scene benchmark's negatives (perf/live_accuracy.py) are drawn by our own renderer; these
 are real photographs, from the sample images scikit-image ships (no download): every photo
@@ -101,12 +102,29 @@ def measure(classifier, sets, failures=None):
     return rows
 
 
+def accepted_share(rows):
+    """The share of all frames in `rows` that were accepted as a garment."""
+    return sum(r["accepted"] * r["frames"] for r in rows) / sum(r["frames"] for r in rows)
+
+
+def save_frames(sets, folder):
+    """Every frame as FOLDER/<photo>_<number>.png, to open in the window (--image FOLDER)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frames in sets.items():
+        stem = name.split(" ")[0]
+        for number, frame in enumerate(frames):
+            cv2.imwrite(str(folder / f"{stem}_{number:03d}.png"), frame)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=SHIPPED_GRAPH)
     parser.add_argument("--json", type=Path, metavar="FILE")
     parser.add_argument("--failures", type=Path, metavar="DIR",
                         help="also write a contact sheet of the accepted frames into DIR")
+    parser.add_argument("--frames-dir", type=Path, metavar="DIR",
+                        help="also save every frame as a PNG in DIR (open them with "
+                             "demo_program.py --image)")
     args = parser.parse_args(argv)
     try:
         classifier = load_classifier(args.model)
@@ -114,13 +132,14 @@ def main(argv=None):
         sys.exit(f"error: {err}")
     started = time.perf_counter()
     failures = [] if args.failures else None
-    rows = measure(classifier, photo_sets(), failures)
+    sets = photo_sets()
+    rows = measure(classifier, sets, failures)
     seconds = time.perf_counter() - started
+    if args.frames_dir:
+        save_frames(sets, args.frames_dir)
     frames = sum(r["frames"] for r in rows)
-    accepted = sum(r["accepted"] * r["frames"] for r in rows) / frames
-    photos = [r for r in rows if r["photo"] in PHOTOS]
-    photo_share = sum(r["accepted"] * r["frames"] for r in photos) / sum(
-        r["frames"] for r in photos)
+    accepted = accepted_share(rows)
+    photo_share = accepted_share([r for r in rows if r["photo"] in PHOTOS])
     print(f"{'photo':18s} {'frames':>6s} {'accepted':>9s}   what the others showed")
     for r in rows:
         others = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["shown"].items() if k != "a class")
