@@ -41,8 +41,8 @@ class Config:
     EXTRA_SHARE: float = 0.1            # ... as this share of the training examples
     EXTRA_HOLDOUT: float = 0.5          # ... after holding this share of them out to measure
     BATCH_SIZE: int = 64                # per replica; global = BATCH_SIZE x replicas
-    OPTIMIZER: str = "adam"             # adam | adamw
-    WEIGHT_DECAY: float = 0.0           # only used by adamw
+    OPTIMIZER: str = "adam"             # adam | adamw | sgd (Nesterov momentum 0.9)
+    WEIGHT_DECAY: float = 0.0           # adamw and sgd (decoupled, scaled by the rate)
     LR_SCHEDULE: str = "exponential"    # exponential | cosine
     LEARNING_RATE: float = 5e-4
     DECAY_RATE: float = 0.9             # exponential: multiply by this ...

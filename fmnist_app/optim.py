@@ -26,6 +26,9 @@ OPTIMIZERS = {
     "adam": lambda config, schedule: keras.optimizers.Adam(schedule),
     "adamw": lambda config, schedule: keras.optimizers.AdamW(
         schedule, weight_decay=config.WEIGHT_DECAY),
+    # Nesterov momentum, airbench's choice for short runs; Keras decouples the decay here too.
+    "sgd": lambda config, schedule: keras.optimizers.SGD(
+        schedule, momentum=0.9, nesterov=True, weight_decay=config.WEIGHT_DECAY or None),
 }
 
 

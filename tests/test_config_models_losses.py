@@ -11,6 +11,7 @@ from conftest import ROOT
 from fmnist_app import config
 from fmnist_app.losses import cross_entropy, focal, weighted_cross_entropy
 from fmnist_app.models import MODELS, create_model
+from fmnist_app.optim import OPTIMIZERS, make_optimizer
 
 # Parameter counts the seed study reports for its five architectures.
 SEED_PARAMETERS = {
@@ -115,3 +116,24 @@ def test_label_smoothing_raises_the_loss_of_a_confident_correct_prediction():
     label = tf.constant([0])
     smoothed = float(cross_entropy(0.1)(label, confident)[0])
     assert smoothed > float(cross_entropy()(label, confident)[0])
+
+
+# --------------------------------------------------------------------------- optimizers
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_descends_and_decays_weights_only_when_asked(name):
+    recipe = config.Config(OPTIMIZER=name, LR_SCHEDULE="cosine", LEARNING_RATE=0.05,
+                           WARMUP_STEPS=0, STEPS=100, WEIGHT_DECAY=0.1)
+    optimizer = make_optimizer(recipe)
+    w = tf.Variable([3.0, -2.0])
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(w * w)
+        optimizer.apply_gradients([(tape.gradient(loss, w), w)])
+    assert float(tf.reduce_sum(w * w)) < 13.0 / 2        # from 13: half way down at least
+    # With no gradient at all, only a decoupled weight decay moves a weight.
+    idle = tf.Variable([1.0])
+    optimizer = make_optimizer(recipe)
+    optimizer.apply_gradients([(tf.zeros([1]), idle)])
+    decays = name in ("adamw", "sgd")
+    assert (float(idle[0]) < 1.0) == decays
