@@ -320,6 +320,39 @@ def face_like(image28, rng):
     return camera(rng, canvas)
 
 
+def cushion_mask(rng):
+    """A cushion held up in the box: a rounded square (0.55-0.8 of the box, a little taller or
+    wider), turned up to 15 degrees; also how far each pixel lies from its edge, in pixels."""
+    side = BOX.side * rng.uniform(0.55, 0.8)
+    width, height = int(side), int(side * rng.uniform(0.8, 1.2))
+    radius = int(side * rng.uniform(0.1, 0.25))
+    flat = np.zeros((height + 1, width + 1), np.uint8)
+    cv2.rectangle(flat, (radius, 0), (width - radius, height), 1, -1)
+    cv2.rectangle(flat, (0, radius), (width, height - radius), 1, -1)
+    for x in (radius, width - radius):
+        for y in (radius, height - radius):
+            cv2.circle(flat, (x, y), radius, 1, -1)
+    inside = cv2.distanceTransform(flat, cv2.DIST_L2, 5)
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-15, 15), 1.0)
+    matrix[:, 2] += (BOX.x + (BOX.side - width) / 2 + rng.uniform(-15, 15),
+                     BOX.y + (BOX.side - height) / 2 + rng.uniform(-15, 15))
+    mask = cv2.warpAffine(flat.astype(np.float32), matrix, (WIDTH, HEIGHT)) > 0.5
+    return mask, cv2.warpAffine(inside, matrix, (WIDTH, HEIGHT)), side
+
+
+def cushion(image28, rng):
+    """Not a garment, though a square one looks like a bag: plain or patterned cloth, puffed
+    (darker towards its seam), in front of a plain or patterned background."""
+    canvas = background(rng)
+    mask, inside, side = cushion_mask(rng)
+    puff = 0.7 + 0.3 * np.clip(inside / (0.25 * side), 0, 1)
+    cloth = colour_with_luminance(rng, rng.uniform(0.15, 0.8), (0.0, 0.8)) * puff[..., None]
+    if rng.random() < 0.6:
+        cloth = cloth * pattern(rng, rng.uniform(0.15, 0.35))[..., None]
+    canvas[mask] = np.clip(cloth[mask], 0, 1)
+    return camera(rng, canvas)
+
+
 GARMENT_CONDITIONS = {
     "plain light background": plain_light,
     "light garment on dark": light_on_dark,
@@ -335,6 +368,7 @@ NEGATIVE_CONDITIONS = {
     "hand only": hand_only,
     "texture only": texture_only,
     "face-like shape": face_like,
+    "cushion": cushion,
 }
 CONDITIONS = {**GARMENT_CONDITIONS, **NEGATIVE_CONDITIONS}
 

@@ -80,6 +80,20 @@ def test_nothing_in_the_box_is_mostly_reported_empty(condition, test_set):
     assert sum(not out.any() for out in outputs) >= 5
 
 
+def test_a_cushion_reaches_the_model_as_one_square_object(test_set):
+    # The benchmark's cushion tests the rejection, so the preprocessing must hand it over
+    # whole: a solid, squarish blob that fills most of its bounding box, as a bag would.
+    images, _ = test_set
+    _, outputs = rendered_inputs("cushion", images, seed=15, count=8)
+    found = [out for out in outputs if out.any()]
+    assert len(found) >= 6
+    for out in found:
+        rows, cols = np.nonzero(out > 20)
+        box_area = (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+        assert min(np.ptp(rows), np.ptp(cols)) + 1 >= 20            # squarish, not a sliver
+        assert len(rows) > 0.6 * box_area                # solid (a turned square fills 2/3)
+
+
 def test_scenes_are_repeatable_and_camera_sized(test_set):
     images, _ = test_set
     for condition in scenes.CONDITIONS:
