@@ -3,9 +3,10 @@ black, trimmed, centred, 28x28), for outlier exposure in training (Hendrycks et 
 the model learns to spread its probability over all classes for them, so its confidence
 becomes a usable "is this a garment at all" score.
 
-The shapes are generic on purpose (blobs, sticks radiating from a blob, polygons, textures,
-scraps of garments cut at an edge), not the hands and faces of the scene benchmark
-(fmnist_app.scenes), so the benchmark's negatives stay unseen. Seeded; numpy and OpenCV.
+The shapes are generic on purpose (blobs, sticks radiating from a blob, polygons, boxy things,
+textures, scraps of garments cut at an edge), not the hands and faces of the scene benchmark
+(fmnist_app.scenes), so those stay unseen; its cushion is a boxy thing, so what the model
+learns from boxes is measured there too (README, Live scenes). Seeded; numpy and OpenCV.
 """
 
 import cv2
@@ -63,6 +64,33 @@ def polygon(rng):
     return mask
 
 
+def boxy(rng):
+    """A box-like object, the commonest non-garment held up to a webcam (a book, a phone, a
+    box, a cushion): a rectangle of any proportions with corners from sharp to round, turned,
+    evenly lit, lit from one side, or darker towards its edge like something stuffed."""
+    width, height = rng.uniform(40, 100), rng.uniform(40, 100)
+    radius = int(min(width, height) * rng.uniform(0, 0.3))
+    flat = np.zeros((int(height) + 1, int(width) + 1), np.uint8)
+    cv2.rectangle(flat, (radius, 0), (int(width) - radius, int(height)), 1, -1)
+    cv2.rectangle(flat, (0, radius), (int(width), int(height) - radius), 1, -1)
+    for x in (radius, int(width) - radius):
+        for y in (radius, int(height) - radius):
+            cv2.circle(flat, (x, y), radius, 1, -1)
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-30, 30), 1.0)
+    matrix[:, 2] += ((CANVAS - width) / 2, (CANVAS - height) / 2)
+    mask = cv2.warpAffine(flat, matrix, (CANVAS, CANVAS), flags=cv2.INTER_NEAREST)
+    values = shading(rng)
+    look = rng.integers(0, 3)
+    if look == 1:                                   # lit from one side
+        ys, xs = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32) / CANVAS - 0.5
+        angle = rng.uniform(0, 2 * np.pi)
+        values = values * (1 + rng.uniform(0.2, 0.5) * (np.cos(angle) * xs + np.sin(angle) * ys))
+    elif look == 2:                                 # stuffed: darker towards the seam
+        inside = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+        values = values * (0.6 + 0.4 * np.clip(inside / (0.25 * min(width, height)), 0, 1))
+    return mask, np.clip(values, 0.05, 1.0)
+
+
 def texture(rng):
     """A pattern filling most of the view: a sofa or a rug seen up close."""
     ys, xs = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32)
@@ -104,7 +132,7 @@ def make_outliers(count, seed, garments):
     rng = np.random.default_rng(seed)
     out = []
     while len(out) < count:
-        kind = rng.integers(0, 5)
+        kind = rng.integers(0, 6)
         if kind == 0:
             mask, values = blobs(rng), shading(rng)
         elif kind == 1:
@@ -113,6 +141,8 @@ def make_outliers(count, seed, garments):
             mask, values = polygon(rng), shading(rng)
         elif kind == 3:
             mask, values = texture(rng)
+        elif kind == 4:
+            mask, values = boxy(rng)
         else:
             mask, values = fragment(rng, garments)
         image = to_dataset_look(mask, values)

@@ -11,7 +11,7 @@ import pytest
 
 import demo_program
 from conftest import ROOT
-from fmnist_app import calibration, novelty, scenes
+from fmnist_app import calibration, novelty, outliers, scenes
 from fmnist_app.dataset import CLASS_NAMES, load_split
 from fmnist_app.live import pipeline as live
 from fmnist_app.outliers import make_outliers
@@ -308,6 +308,18 @@ def test_outliers_look_like_the_demo_output_and_are_seeded(test_set):
     assert (bank.reshape(60, -1).max(axis=1) == 255).all()
     np.testing.assert_array_equal(bank, make_outliers(60, seed=4, garments=images[:100]))
 
+
+
+def test_boxy_outliers_are_solid_rectangles_of_any_proportions():
+    rng = np.random.default_rng(5)
+    ratios = []
+    for _ in range(20):
+        mask, values = outliers.boxy(rng)
+        rows, cols = np.nonzero(mask)
+        assert len(rows) > 0.5 * (np.ptp(rows) + 1) * (np.ptp(cols) + 1)   # solid, if turned
+        assert values.min() >= 0.05 and values.max() <= 1.0
+        ratios.append((np.ptp(rows) + 1) / (np.ptp(cols) + 1))
+    assert min(ratios) < 0.8 and max(ratios) > 1.25                      # wide ones and tall ones
 
 # --------------------------------------------------------------------------- real photographs
 
