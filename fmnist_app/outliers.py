@@ -64,18 +64,23 @@ def polygon(rng):
     return mask
 
 
+def rounded_rectangle(width, height, radius):
+    """A filled rectangle with corners rounded to `radius`: (height + 1, width + 1) uint8 0/1."""
+    mask = np.zeros((height + 1, width + 1), np.uint8)
+    cv2.rectangle(mask, (radius, 0), (width - radius, height), 1, -1)
+    cv2.rectangle(mask, (0, radius), (width, height - radius), 1, -1)
+    for x in (radius, width - radius):
+        for y in (radius, height - radius):
+            cv2.circle(mask, (x, y), radius, 1, -1)
+    return mask
+
+
 def boxy(rng):
     """A box-like object, the commonest non-garment held up to a webcam (a book, a phone, a
     box, a cushion): a rectangle of any proportions with corners from sharp to round, turned,
     evenly lit, lit from one side, or darker towards its edge like something stuffed."""
     width, height = rng.uniform(40, 100), rng.uniform(40, 100)
-    radius = int(min(width, height) * rng.uniform(0, 0.3))
-    flat = np.zeros((int(height) + 1, int(width) + 1), np.uint8)
-    cv2.rectangle(flat, (radius, 0), (int(width) - radius, int(height)), 1, -1)
-    cv2.rectangle(flat, (0, radius), (int(width), int(height) - radius), 1, -1)
-    for x in (radius, int(width) - radius):
-        for y in (radius, int(height) - radius):
-            cv2.circle(flat, (x, y), radius, 1, -1)
+    flat = rounded_rectangle(int(width), int(height), int(min(width, height) * rng.uniform(0, 0.3)))
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-30, 30), 1.0)
     matrix[:, 2] += ((CANVAS - width) / 2, (CANVAS - height) / 2)
     mask = cv2.warpAffine(flat, matrix, (CANVAS, CANVAS), flags=cv2.INTER_NEAREST)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fmnist_app.outliers import rounded_rectangle
 from fmnist_app.preprocess import DEFAULT_BOX_FRACTION, guide_box
 
 WIDTH, HEIGHT = 640, 480
@@ -325,13 +326,7 @@ def cushion_mask(rng):
     wider), turned up to 15 degrees; also how far each pixel lies from its edge, in pixels."""
     side = BOX.side * rng.uniform(0.55, 0.8)
     width, height = int(side), int(side * rng.uniform(0.8, 1.2))
-    radius = int(side * rng.uniform(0.1, 0.25))
-    flat = np.zeros((height + 1, width + 1), np.uint8)
-    cv2.rectangle(flat, (radius, 0), (width - radius, height), 1, -1)
-    cv2.rectangle(flat, (0, radius), (width, height - radius), 1, -1)
-    for x in (radius, width - radius):
-        for y in (radius, height - radius):
-            cv2.circle(flat, (x, y), radius, 1, -1)
+    flat = rounded_rectangle(width, height, int(side * rng.uniform(0.1, 0.25)))
     inside = cv2.distanceTransform(flat, cv2.DIST_L2, 5)
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-15, 15), 1.0)
     matrix[:, 2] += (BOX.x + (BOX.side - width) / 2 + rng.uniform(-15, 15),
