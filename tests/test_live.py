@@ -29,6 +29,13 @@ def silhouette_iou(recovered, original):
     return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
 
 
+def bounding_box(mask):
+    """(height, width, share of it the mask fills) of a mask's bounding box."""
+    rows, cols = np.nonzero(mask)
+    height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+    return height, width, len(rows) / (height * width)
+
+
 def rendered_inputs(condition, images, seed, count=6):
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(images), count, replace=False)
@@ -88,10 +95,9 @@ def test_a_cushion_reaches_the_model_as_one_square_object(test_set):
     found = [out for out in outputs if out.any()]
     assert len(found) >= 6
     for out in found:
-        rows, cols = np.nonzero(out > 20)
-        box_area = (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
-        assert min(np.ptp(rows), np.ptp(cols)) + 1 >= 20            # squarish, not a sliver
-        assert len(rows) > 0.6 * box_area                # solid (a turned square fills 2/3)
+        height, width, filled = bounding_box(out > 20)
+        assert min(height, width) >= 20                   # squarish, not a sliver
+        assert filled > 0.6                                # solid (a turned square fills 2/3)
 
 
 def test_scenes_are_repeatable_and_camera_sized(test_set):
@@ -315,10 +321,10 @@ def test_boxy_outliers_are_solid_rectangles_of_any_proportions():
     ratios = []
     for _ in range(20):
         mask, values = outliers.boxy(rng)
-        rows, cols = np.nonzero(mask)
-        assert len(rows) > 0.5 * (np.ptp(rows) + 1) * (np.ptp(cols) + 1)   # solid, if turned
+        height, width, filled = bounding_box(mask)
+        assert filled > 0.5                                # solid, if turned
         assert values.min() >= 0.05 and values.max() <= 1.0
-        ratios.append((np.ptp(rows) + 1) / (np.ptp(cols) + 1))
+        ratios.append(height / width)
     assert min(ratios) < 0.8 and max(ratios) > 1.25                      # wide ones and tall ones
 
 # --------------------------------------------------------------------------- real photographs
