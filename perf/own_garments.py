@@ -1,7 +1,7 @@
 """Does fine-tuning on "your own garments" fix what the shipped model gets wrong on them?
 
     .venv/bin/python perf/own_garments.py [--per-class 20] [--shots 1] [--seed 7] [--out DIR]
-                                          [--set KEY=VALUE ...]
+                                          [--model RUN_DIR] [--set KEY=VALUE ...]
 
 A stand-in for a user's folder: test-set garments rendered as camera scenes under the scene
 benchmark's harder conditions (seed --seed, used by no tuning), three frames each through the
@@ -10,7 +10,7 @@ saved from K scenes, as a user shoots their own sneaker more than once: the fine
 held-out half then holds new shots of garments it trained on (the question "does it now
 know *my* sneaker"), where with K = 1 every held-out image is a garment it never saw.
 Then the README's commands: `benchmark.py --images`-style measurement of the shipped
-model, the fine-tune (configs/finetune.json, timed), and the same measurement of the
+model (or --model), the fine-tune (configs/finetune.json, timed), and the same measurement of the
 fine-tuned model, on the half of the folder the fine-tune held out. Also the Fashion-MNIST
 test accuracy of both, on the test images not used for the folder. Prints one table with
 the CPU.
@@ -45,12 +45,12 @@ HARD_CONDITIONS = ("light garment on dark", "textured background", "colour on co
                    "hand at the box edge", "off-centre, rotated, scaled")
 
 
-def collect(folder, per_class, seed, shots=1):
+def collect(folder, per_class, seed, shots=1, graph=SHIPPED_GRAPH):
     """Render and save the stand-in folder, each garment in `shots` scenes (each under the
     next condition); returns the test index of every saved image, in the order
     `read_examples` reads them back (class folder, then file name)."""
     images, labels = load_split("test")
-    classifier = load_classifier(SHIPPED_GRAPH)
+    classifier = load_classifier(graph)
     rng = np.random.default_rng(seed)
     saved = []
     for label in range(10):
@@ -74,18 +74,24 @@ def main():
     parser.add_argument("--shots", type=int, default=1,
                         help="scenes per garment (default 1: every image a different garment)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/own_garments"))
+    parser.add_argument("--model", type=Path, default=SHIPPED_GRAPH.parent, metavar="RUN_DIR",
+                        help="the run to start from and compare with (default: the shipped "
+                             "model)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="passed on to the fine-tune (a change to configs/finetune.json)")
     args = parser.parse_args()
     folder, runs = args.out / "my_garments", args.out / "runs"
     if args.out.exists():
         sys.exit(f"error: {args.out} exists; pass a new --out")
-    source = collect(folder, args.per_class, args.seed, args.shots)
+    start_graph = args.model / GRAPH_FILENAME
+    if not start_graph.is_file():
+        sys.exit(f"error: no {GRAPH_FILENAME} in {args.model}; pass a finished run's folder")
+    source = collect(folder, args.per_class, args.seed, args.shots, start_graph)
 
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "fmnist_app.train", "--config",
                     str(ROOT / "configs/finetune.json"), "--init-from",
-                    str(SHIPPED_GRAPH.parent), "--output-dir", str(runs), "--model-dir", "tuned",
+                    str(args.model), "--output-dir", str(runs), "--model-dir", "tuned",
                     "--set", f"EXTRA_DATA_DIR={json.dumps(str(folder))}",
                     *[arg for change in args.set for arg in ("--set", change)]],
                    cwd=ROOT, check=True)
@@ -103,7 +109,7 @@ def main():
     unused = np.setdiff1d(np.arange(len(test_labels)), source)
     rows = []
     tuned = runs / "tuned" / GRAPH_FILENAME
-    for name, graph in (("shipped", SHIPPED_GRAPH), ("fine-tuned", tuned)):
+    for name, graph in ((args.model.name, start_graph), ("fine-tuned", tuned)):
         model = FrozenModel(graph)
         own = model.predict(images[held_out]).argmax(axis=1)
         same_clean = model.predict(clean).argmax(axis=1)
