@@ -10,10 +10,10 @@ saved from K scenes, as a user shoots their own sneaker more than once: the fine
 held-out half then holds new shots of garments it trained on (the question "does it now
 know *my* sneaker"), where with K = 1 every held-out image is a garment it never saw.
 Then the README's commands: `benchmark.py --images`-style measurement of the shipped
-model (or --model), the fine-tune (configs/finetune.json, timed), and the same measurement of the
-fine-tuned model, on the half of the folder the fine-tune held out. Also the Fashion-MNIST
-test accuracy of both, on the test images not used for the folder. Prints one table with
-the CPU.
+model (or the run given by --model), the fine-tune from it (configs/finetune.json, timed),
+and the same measurement of the fine-tuned model, on the half of the folder the fine-tune
+held out. Also the Fashion-MNIST test accuracy of both, on the test images not used for the
+folder. Prints one table with the CPU.
 """
 
 import argparse
@@ -45,10 +45,11 @@ HARD_CONDITIONS = ("light garment on dark", "textured background", "colour on co
                    "hand at the box edge", "off-centre, rotated, scaled")
 
 
-def collect(folder, per_class, seed, shots=1, graph=SHIPPED_GRAPH):
+def collect(folder, per_class, seed, shots, graph):
     """Render and save the stand-in folder, each garment in `shots` scenes (each under the
-    next condition); returns the test index of every saved image, in the order
-    `read_examples` reads them back (class folder, then file name)."""
+    next condition), keeping what the demo with `graph` finds in the box; returns the test
+    index of every saved image, in the order `read_examples` reads them back (class folder,
+    then file name)."""
     images, labels = load_split("test")
     classifier = load_classifier(graph)
     rng = np.random.default_rng(seed)

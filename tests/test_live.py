@@ -315,7 +315,6 @@ def test_outliers_look_like_the_demo_output_and_are_seeded(test_set):
     np.testing.assert_array_equal(bank, make_outliers(60, seed=4, garments=images[:100]))
 
 
-
 def test_boxy_outliers_are_solid_rectangles_of_any_proportions():
     rng = np.random.default_rng(5)
     ratios = []
@@ -326,6 +325,7 @@ def test_boxy_outliers_are_solid_rectangles_of_any_proportions():
         assert values.min() >= 0.05 and values.max() <= 1.0
         ratios.append(height / width)
     assert min(ratios) < 0.8 and max(ratios) > 1.25                      # wide ones and tall ones
+
 
 # --------------------------------------------------------------------------- real photographs
 
