@@ -408,11 +408,6 @@ def to_28(trimmed):
     return np.clip(garment * (255.0 / max(garment.max(), 1e-6)), 0, 255).round().astype(np.uint8)
 
 
-def to_fashion_mnist(crop):
-    """The 28x28 model input of a guide-box crop (all zeros when no garment was found)."""
-    return analyse_crop(crop)[0]
-
-
 def prepare_frame(frame, box):
     """(crop, 28x28 model input, outcome) for a guide box in a frame: the analysed crop
     around the box (the box plus its margin) and what analyse_crop makes of it."""

@@ -10,7 +10,7 @@ per-frame camera noise and a little hand tremble, so several frames can be smoot
 demo does. No Qt, no TensorFlow.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ class Scene:
     light: np.ndarray                    # (H, W, 1) float32, 0..255
     blur_sigma: float
     noise_sigma: float
-    jpeg_quality: int
+    jpeg_quality: int | None          # None: no JPEG (ideal_camera)
     mirrored: bool = False
 
 
@@ -384,9 +384,11 @@ def expose(reflectance, light, noise_sigma, rng=None):
 
 def frames(scene, count, rng):
     """`count` BGR uint8 frames of `scene`: each with its own sensor noise and a tremble of
-    up to 3 pixels, blurred and JPEG-compressed like a webcam's."""
-    lit = cv2.GaussianBlur((scene.reflectance * scene.light).astype(np.float32), (0, 0),
-                           scene.blur_sigma)
+    up to 3 pixels, blurred and JPEG-compressed like a webcam's (a scene made by
+    ideal_camera skips the blur, noise and JPEG and keeps the tremble)."""
+    lit = (scene.reflectance * scene.light).astype(np.float32)
+    if scene.blur_sigma > 0:
+        lit = cv2.GaussianBlur(lit, (0, 0), scene.blur_sigma)
     # OpenCV's generator is ~10x faster than numpy's here; seeding it from `rng` keeps runs
     # repeatable.
     cv2.setRNGSeed(int(rng.integers(2**31)))
@@ -395,16 +397,29 @@ def frames(scene, count, rng):
     for _ in range(count):
         shift = np.float32([[1, 0, rng.uniform(-3, 3)], [0, 1, rng.uniform(-3, 3)]])
         frame = cv2.warpAffine(lit, shift, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REFLECT)
-        cv2.randn(noise, 0.0, scene.noise_sigma)
-        frame = cv2.add(frame, noise)
+        if scene.noise_sigma > 0:
+            cv2.randn(noise, 0.0, scene.noise_sigma)
+            frame = cv2.add(frame, noise)
         frame = cv2.convertScaleAbs(frame)                       # round and clip to uint8
         if scene.mirrored:
             frame = cv2.flip(frame, 1)
-        ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
-        out.append(cv2.imdecode(encoded, cv2.IMREAD_COLOR))
+        if scene.jpeg_quality is not None:
+            ok, encoded = cv2.imencode(".jpg", frame,
+                                       [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
+            frame = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        out.append(frame)
     return out
 
 
-def render(condition, image28, rng, count=1):
-    """`count` frames of `image28` (ignored by negative conditions) under `condition`."""
-    return frames(CONDITIONS[condition](image28, rng), count, rng)
+def ideal_camera(scene):
+    """The same scene seen by a perfect camera: no blur, no sensor noise, no JPEG (the light
+    stays uneven). Drawn from the same random numbers, so a benchmark run with it measures
+    what the camera's artefacts cost, scene for scene."""
+    return replace(scene, blur_sigma=0.0, noise_sigma=0.0, jpeg_quality=None)
+
+
+def render(condition, image28, rng, count=1, camera=None):
+    """`count` frames of `image28` (ignored by negative conditions) under `condition`;
+    `camera` (e.g. ideal_camera) may change the scene before it is filmed."""
+    scene = CONDITIONS[condition](image28, rng)
+    return frames(camera(scene) if camera else scene, count, rng)

@@ -2,7 +2,7 @@
 
     .venv/bin/python perf/live_accuracy.py [--model PATH] [--per-condition 200] [--seed 1]
                                            [--frames 3] [--json FILE] [--conditions NAME ...]
-                                           [--failures DIR]
+                                           [--failures DIR] [--ideal-camera]
 
 Renders *test-set* garments (never training images) into 640x480 camera frames under each
 named condition of fmnist_app.scenes, and runs every frame through the demo's own pipeline
@@ -14,7 +14,9 @@ wrong class; box empty; not inside the box; no garment: under the confidence thr
 over the novelty threshold, and of those, how many the novelty score refused),
 with the CPU, and next to it the ceiling: the model on the same garments as clean test
 images, two views, nothing refused (what the scenes would score if the camera and the
-preprocessing lost nothing). --failures DIR also writes, per condition, a contact sheet of
+preprocessing lost nothing). --ideal-camera films the same scenes without blur, sensor
+noise and JPEG, to tell what the camera's artefacts cost from what the rest of the path
+does. --failures DIR also writes, per condition, a contact sheet of
 the scenes it got wrong: the test image, the camera's crop and the model's 28x28 input,
 captioned with the true class and what the demo showed.
 """
@@ -53,12 +55,12 @@ def balanced_choice(labels, count, rng):
                            for c in range(len(CLASS_NAMES))])
 
 
-def run_scene(classifier, condition, image28, frames, rng):
+def run_scene(classifier, condition, image28, frames, rng, camera=None):
     """The demo pipeline over the frames of one scene; returns the last result and the
     per-frame pipeline times."""
     pipeline = Pipeline(classifier)
     results = [pipeline.process(frame, scenes.BOX_FRACTION)
-               for frame in scenes.render(condition, image28, rng, frames)]
+               for frame in scenes.render(condition, image28, rng, frames, camera)]
     return results[-1], [r.pipeline_ms for r in results]
 
 
@@ -99,9 +101,10 @@ def write_sheet(tiles, path):
 
 
 def measure(classifier, images, labels, per_condition, frames, seed,
-            conditions=tuple(scenes.CONDITIONS), failures=None):
+            conditions=tuple(scenes.CONDITIONS), failures=None, camera=None):
     """Rows of results per condition and the per-frame pipeline times; with `failures` (a
-    dict), also {condition: [failure tiles]} for the scenes the demo got wrong."""
+    dict), also {condition: [failure tiles]} for the scenes the demo got wrong; `camera`
+    as for scenes.render."""
     rows, times = [], []
     for number, condition in enumerate(scenes.CONDITIONS):
         if condition not in conditions:
@@ -113,7 +116,8 @@ def measure(classifier, images, labels, per_condition, frames, seed,
         hits, wrong_class, novel = 0, 0, 0
         verdicts = dict.fromkeys((EMPTY, NOT_INSIDE, NO_GARMENT), 0)
         for index in chosen:
-            result, pipeline_ms = run_scene(classifier, condition, images[index], frames, rng)
+            result, pipeline_ms = run_scene(classifier, condition, images[index], frames, rng,
+                                            camera)
             times += pipeline_ms
             shown = result.verdict == GARMENT
             if not shown:
@@ -164,6 +168,9 @@ def main(argv=None):
                              + "; ".join(scenes.CONDITIONS))
     parser.add_argument("--failures", type=Path, metavar="DIR",
                         help="also write a contact sheet of each condition's failures into DIR")
+    parser.add_argument("--ideal-camera", action="store_true",
+                        help="the same scenes without blur, sensor noise and JPEG: what the "
+                             "camera's artefacts cost")
     args = parser.parse_args(argv)
     try:
         classifier = load_classifier(args.model)
@@ -178,7 +185,8 @@ def main(argv=None):
     started = time.perf_counter()
     failures = {} if args.failures else None
     rows, times = measure(classifier, images, labels, args.per_condition, args.frames, args.seed,
-                          args.conditions, failures)
+                          args.conditions, failures,
+                          scenes.ideal_camera if args.ideal_camera else None)
     seconds = time.perf_counter() - started
 
     garments = [r for r in rows if not r["negative"]]
@@ -204,7 +212,8 @@ def main(argv=None):
     print("\n" + "; ".join(summary))
     print(f"pipeline per frame: median {np.median(times):.1f} ms, p95 "
           f"{np.percentile(times, 95):.1f} ms; {len(times)} frames in {seconds:.0f} s "
-          f"on {cpu_model()}; model {args.model}; seed {args.seed}")
+          f"on {cpu_model()}; model {args.model}; seed {args.seed}"
+          + ("; ideal camera (no blur, noise or JPEG)" if args.ideal_camera else ""))
     for condition, tiles in (failures or {}).items():
         number = list(scenes.CONDITIONS).index(condition)
         path = args.failures / f"{number:02d}_{re.sub('[^a-z0-9]+', '_', condition.lower())}.png"
@@ -213,6 +222,7 @@ def main(argv=None):
     if args.json:
         args.json.write_text(json.dumps({
             "model": str(args.model), "seed": args.seed, "frames": args.frames,
+            "camera": "ideal" if args.ideal_camera else "webcam",
             "cpu": cpu_model(), "seconds": round(seconds, 1), "conditions": rows,
             "garment_accuracy": overall, "same_garments_clean": clean,
             "negatives_accepted": negatives,

@@ -110,6 +110,21 @@ def test_scenes_are_repeatable_and_camera_sized(test_set):
         assert not np.array_equal(first[0], first[1])          # fresh noise per frame
 
 
+
+def test_an_ideal_camera_films_the_same_scene_without_noise_blur_or_jpeg(test_set):
+    images, _ = test_set
+    webcam = scenes.render("plain light background", images[0], np.random.default_rng(2), 2)
+    ideal = scenes.render("plain light background", images[0], np.random.default_rng(2), 2,
+                          scenes.ideal_camera)
+    # The same scene and tremble: the frames differ by the artefacts only, a few levels.
+    assert np.abs(webcam[0].astype(int) - ideal[0].astype(int)).mean() < 8
+    # Two frames of the plain background above the box: with a webcam each has its own
+    # sensor noise; with an ideal camera only the tremble moves the smooth light (one level).
+    def frame_to_frame(pair):
+        return np.abs(pair[0][:60].astype(int) - pair[1][:60].astype(int)).max()
+    assert frame_to_frame(ideal) <= 1 < 4 <= frame_to_frame(webcam)
+
+
 # --------------------------------------------------------------------------- rejection
 
 class StubModel:

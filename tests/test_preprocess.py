@@ -12,10 +12,10 @@ from fmnist_app.preprocess import (
     ANALYSIS_MARGIN,
     FOUND,
     REACHES_IN,
+    analyse_crop,
     analysis_box,
     guide_box,
     prepare_frame,
-    to_fashion_mnist,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def test_guide_box_rejects_sizes_outside_the_range(fraction):
                                  np.zeros((4, 4, 3), np.uint8), np.zeros((64, 64, 2), np.uint8)])
 def test_bad_crops_are_refused_in_one_line(bad):
     with pytest.raises(ValueError, match="expected an 8-bit image") as error:
-        to_fashion_mnist(bad)
+        analyse_crop(bad)
     assert "\n" not in str(error.value)
 
 
