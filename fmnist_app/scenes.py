@@ -404,8 +404,8 @@ def frames(scene, count, rng):
         if scene.mirrored:
             frame = cv2.flip(frame, 1)
         if scene.jpeg_quality is not None:
-            ok, encoded = cv2.imencode(".jpg", frame,
-                                       [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
+            _, encoded = cv2.imencode(".jpg", frame,
+                                      [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality])
             frame = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
         out.append(frame)
     return out

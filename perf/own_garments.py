@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from fmnist_app import scenes  # noqa: E402
 from fmnist_app.config import load as load_config  # noqa: E402
-from fmnist_app.dataset import GRAPH_FILENAME, SHIPPED_GRAPH, load_split  # noqa: E402
+from fmnist_app.dataset import GRAPH_FILENAME, SHIPPED_MODEL_DIR, load_split  # noqa: E402
 from fmnist_app.evaluation import (  # noqa: E402
     confused_pairs_table,
     confusion_matrix,
@@ -75,7 +75,7 @@ def main():
     parser.add_argument("--shots", type=int, default=1,
                         help="scenes per garment (default 1: every image a different garment)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/own_garments"))
-    parser.add_argument("--model", type=Path, default=SHIPPED_GRAPH.parent, metavar="RUN_DIR",
+    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL_DIR, metavar="RUN_DIR",
                         help="the run to start from and compare with (default: the shipped "
                              "model)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -110,7 +110,6 @@ def test_scenes_are_repeatable_and_camera_sized(test_set):
         assert not np.array_equal(first[0], first[1])          # fresh noise per frame
 
 
-
 def test_an_ideal_camera_films_the_same_scene_without_noise_blur_or_jpeg(test_set):
     images, _ = test_set
     webcam = scenes.render("plain light background", images[0], np.random.default_rng(2), 2)

@@ -1,13 +1,12 @@
 """Camera crop -> Fashion-MNIST-like 28x28: geometry, bad input, and round trips through a
 noisy, unevenly lit 640x480 "camera" frame with test-set garments printed dark on light."""
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
 from fmnist_app import scenes
+from fmnist_app.dataset import SHIPPED_GRAPH
 from fmnist_app.preprocess import (
     ANALYSIS_MARGIN,
     FOUND,
@@ -18,8 +17,6 @@ from fmnist_app.preprocess import (
     prepare_frame,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_MODEL = ROOT / "output_dir" / "final_model" / "frozen_inference_graph.pb"
 WIDTH, HEIGHT = 640, 480
 BOX = guide_box(WIDTH, HEIGHT, 0.6)
 # Harsher than the demo scene: light falls from 240 to 95 across the frame, noise sigma 8.
@@ -127,14 +124,14 @@ def test_a_hand_at_the_edge_of_the_box_is_ignored(test_set):
     assert np.median(with_hand) > np.median(without) - 0.01 and np.median(with_hand) > 0.93
 
 
-@pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason=f"{SHIPPED_MODEL} not trained yet")
+@pytest.mark.skipif(not SHIPPED_GRAPH.is_file(), reason=f"{SHIPPED_GRAPH} not trained yet")
 def test_shipped_model_classifies_rendered_garments_nearly_as_well(test_set):
     from fmnist_app.inference import FrozenModel
     images, labels = test_set
     chosen = balanced_indices(labels, 30)
     originals, truth = images[chosen], labels[chosen]
     recovered = round_trip(originals, np.random.default_rng(4))
-    model = FrozenModel(SHIPPED_MODEL)
+    model = FrozenModel(SHIPPED_GRAPH)
     original_accuracy = (model.predict(originals).argmax(1) == truth).mean()
     camera_accuracy = (model.predict(recovered).argmax(1) == truth).mean()
     print(f"accuracy on originals {original_accuracy:.3f}, through the camera "
