@@ -1,0 +1,103 @@
+"""Mix a fine-tuned run's weights with the weights it started from, chosen on validation.
+
+    python -m fmnist_app.interpolate output_dir/FINE_TUNED --start RUN_IT_STARTED_FROM \
+        --out output_dir/NEW
+
+A short fine-tune (the camera stage, your own garments) moves the weights a little way from
+where they started; averaging the two ends, weight by weight, often keeps most of what the
+fine-tune taught and gives back some of what it cost on the original task (WiSE-FT, Wortsman
+et al. 2022). The share `alpha` of the fine-tuned weights is chosen on the run's own held-out
+validation images, never the test set: the largest of 0.1, 0.2, ..., 1.0 whose validation
+accuracy is at least that of the starting weights. Writes a run folder like training does
+(model.weights.h5, frozen_inference_graph.pb, config.json, metrics.json with every alpha's
+validation accuracy), so `python -m fmnist_app.calibrate`, `benchmark.py`, the scene
+benchmark and the demo take it as they take a trained run.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_app.config import ConfigError
+from fmnist_app.config import load as load_config
+from fmnist_app.dataset import GRAPH_FILENAME, DatasetError, load_split, stratified_split
+from fmnist_app.files import write_atomically
+from fmnist_app.machine import cpu_model
+
+ALPHAS = tuple(round(0.1 * step, 1) for step in range(11))      # 0.0 (start) ... 1.0 (tuned)
+
+
+def mixed(start, tuned, alpha):
+    """Each weight array (1 - alpha) * start + alpha * tuned (batch-norm statistics too)."""
+    return [(1 - alpha) * a + alpha * b for a, b in zip(start, tuned)]
+
+
+def choose_alpha(accuracies):
+    """The largest alpha whose validation accuracy is at least the starting weights' (alpha 0)."""
+    return max(alpha for alpha, accuracy in accuracies.items() if accuracy >= accuracies[0.0])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tuned", type=Path, help="the fine-tuned run's folder")
+    parser.add_argument("--start", type=Path, required=True,
+                        help="the folder of the weights it started from (its INIT_FROM)")
+    parser.add_argument("--out", type=Path, required=True, help="the new run folder to write")
+    args = parser.parse_args(argv)
+    from fmnist_app.train import WEIGHTS_FILENAME, git_commit
+    paths = {"tuned": args.tuned / WEIGHTS_FILENAME, "start": args.start / WEIGHTS_FILENAME}
+    for name, path in paths.items():
+        if not path.is_file():
+            sys.exit(f"error: no {WEIGHTS_FILENAME} in {path.parent} (--{name}); give a "
+                     "finished run's folder")
+    if args.out.exists():
+        sys.exit(f"error: {args.out} exists; a run folder is never overwritten, pass a new --out")
+    try:
+        config = load_config(args.tuned / "config.json")
+        if not config.VALIDATION_SIZE:
+            raise ConfigError(f"{args.tuned} held no validation images out: nothing to choose "
+                              "alpha on")
+        images, labels = load_split("train", config.DATA_DIR or None)
+    except (ConfigError, DatasetError, OSError) as err:
+        sys.exit(f"error: {err}")
+    _, held_out = stratified_split(labels, config.VALIDATION_SIZE, config.SEED)
+    pixels = images[held_out].astype(np.float32)[..., None]
+
+    from fmnist_app.export import export_frozen_graph
+    from fmnist_app.models import create_model
+    model = create_model(config.MODEL)
+    ends = {}
+    for name, path in paths.items():
+        model.load_weights(path)
+        ends[name] = model.get_weights()
+    accuracies = {}
+    for alpha in ALPHAS:
+        model.set_weights(mixed(ends["start"], ends["tuned"], alpha))
+        predicted = model.predict(pixels, batch_size=500, verbose=0).argmax(axis=1)
+        accuracies[alpha] = float(np.mean(predicted == labels[held_out]))
+        print(f"alpha {alpha:.1f}: validation accuracy {100 * accuracies[alpha]:.2f}%")
+    alpha = choose_alpha(accuracies)
+    model.set_weights(mixed(ends["start"], ends["tuned"], alpha))
+
+    args.out.mkdir(parents=True)
+    model.save_weights(args.out / WEIGHTS_FILENAME)
+    graph = export_frozen_graph(model, args.out / GRAPH_FILENAME)
+    shutil.copy(args.tuned / "config.json", args.out / "config.json")
+    metrics = {"git_commit": git_commit(), "cpu": cpu_model(), "model": config.MODEL,
+               "seed": config.SEED, "interpolated": {"tuned": str(args.tuned),
+                                                      "start": str(args.start)},
+               "alpha": alpha, "validation_accuracy": accuracies[alpha],
+               "validation_accuracy_by_alpha": {f"{a:.1f}": v for a, v in accuracies.items()},
+               "frozen_graph": str(graph)}
+    write_atomically((json.dumps(metrics, indent=2) + "\n").encode(), args.out / "metrics.json")
+    print(f"alpha {alpha:.1f} (the largest with validation accuracy >= the start's "
+          f"{100 * accuracies[0.0]:.2f}%): wrote {graph}\n"
+          f"for the demo's \"no garment\": python -m fmnist_app.calibrate {args.out}")
+
+
+if __name__ == "__main__":
+    main()
