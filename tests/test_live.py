@@ -2,6 +2,7 @@
 path, calibration maths, per-frame failures, and the window and --no-gui agreeing."""
 
 import csv
+import dataclasses
 import json
 import sys
 
@@ -127,14 +128,15 @@ def test_an_ideal_camera_films_the_same_scene_without_noise_blur_or_jpeg(test_se
 # --------------------------------------------------------------------------- rejection
 
 class StubModel:
-    """Logits from the image: bright left half -> class 7, else class 0; strength = how
-    much of the picture is lit, so a faint picture gets a flat, unsure answer. Like a graph
-    exported before the novelty score, it has no features."""
+    """Logits from the image: a clearly brighter left half -> class 7, else class 0 (so a
+    symmetric picture gets the same class in both views, whatever a pixel of resampling
+    does); strength = how much of the picture is lit, so a faint picture gets a flat, unsure
+    answer. Like a graph exported before the novelty score, it has no features."""
 
     def logits(self, images):
         images = np.asarray(images, np.float32)
         strength = images.mean(axis=(1, 2)) / 100.0
-        left = images[:, :, :14].sum(axis=(1, 2)) > images[:, :, 14:].sum(axis=(1, 2))
+        left = images[:, :, :14].sum(axis=(1, 2)) > 1.5 * images[:, :, 14:].sum(axis=(1, 2))
         logits = np.zeros((len(images), 10))
         logits[np.arange(len(images)), np.where(left, 7, 0)] = strength
         return logits
@@ -253,7 +255,7 @@ def test_the_novelty_score_reaches_the_no_gui_csv(tmp_path, monkeypatch):
 
 def test_a_frame_too_small_for_the_box_is_a_bad_frame_not_a_crash():
     pipeline = live.Pipeline(classifier(0.3))
-    result = pipeline.process(np.zeros((10, 10, 3), np.uint8), 0.6)
+    result = pipeline.process(np.zeros((8, 8, 3), np.uint8), 0.6)       # a 7-pixel crop
     assert result.verdict == live.BAD_FRAME and "8x8" in result.problem
     after = pipeline.process(frame_with_garment(150), 0.6)
     assert after.verdict == live.GARMENT                        # the next frame is fine
@@ -343,19 +345,28 @@ def test_boxy_outliers_are_solid_rectangles_of_any_proportions():
 
 # --------------------------------------------------------------------------- real photographs
 
-def test_real_photos_of_a_cat_a_clock_and_handwriting_are_never_a_garment():
-    """perf/real_photos.py's frames of three real photographs (scikit-image's samples), with
-    the shipped model: judged by confidence alone it took 6 of these 33 frames for a garment
-    (a cat as "Bag"); the novelty score refuses them all."""
+def test_real_photos_of_a_cat_a_clock_and_handwriting_are_refused_as_the_goal_asks():
+    """perf/real_photos.py's 33 frames of three real photographs (scikit-image's samples),
+    with the shipped model: at most 5% of them taken for a garment (the issue's limit for
+    non-garments; measured: one, a cat's eye filling the box, as "Bag"), and fewer than the
+    same calibration accepts by confidence alone (measured: 4 of 33)."""
     sys.path.insert(0, str(ROOT / "perf"))
     import real_photos
     from skimage import data
 
     from fmnist_app.dataset import SHIPPED_GRAPH
-    classifier = live.load_classifier(SHIPPED_GRAPH)
+    shipped = live.load_classifier(SHIPPED_GRAPH)
+    confidence_alone = live.Classifier(shipped.model, dataclasses.replace(
+        shipped.calibration, novelty_above=None, class_means=None, precision=None))
     frames = {name: [real_photos.camera_frame(real_photos.as_bgr(getattr(data, name)()), *place)
                      for place in real_photos.PLACEMENTS] for name in ("chelsea", "clock", "text")}
-    rows = real_photos.measure(classifier, frames)
     assert all(frame.shape == (scenes.HEIGHT, scenes.WIDTH, 3) for f in frames.values()
                for frame in f)
-    assert [row["accepted"] for row in rows] == [0.0, 0.0, 0.0], rows
+
+    def accepted(classifier):
+        rows = real_photos.measure(classifier, frames)
+        frames_accepted = sum(row["accepted"] * row["frames"] for row in rows)
+        return frames_accepted / sum(row["frames"] for row in rows)
+    with_novelty = accepted(shipped)
+    assert with_novelty <= 0.05
+    assert with_novelty < accepted(confidence_alone)

@@ -190,3 +190,30 @@ def test_missing_and_corrupt_graphs_are_clear_errors(tmp_path):
     corrupt.write_bytes(b"\x00\xffthis is not a graph" * 10)
     with pytest.raises(ModelError, match="not a frozen TensorFlow graph"):
         FrozenModel(corrupt)
+
+
+def test_interpolate_keeps_the_largest_mix_that_loses_nothing_on_validation():
+    from fmnist_app.interpolate import choose_alpha
+    accuracies = {0.0: 0.90, 0.2: 0.92, 0.5: 0.91, 0.8: 0.90, 1.0: 0.89}
+    assert choose_alpha(accuracies) == 0.8
+    assert choose_alpha({0.0: 0.9, 0.5: 0.8, 1.0: 0.7}) == 0.0       # nothing beats the start
+
+
+def test_interpolate_between_untrained_and_trained_weights_writes_a_run(tiny_run, tmp_path, capsys):
+    from fmnist_app import interpolate
+    cfg, metrics = tiny_run
+    start = tmp_path / "untrained"
+    start.mkdir()
+    create_model(cfg.MODEL).save_weights(start / train.WEIGHTS_FILENAME)
+    out = tmp_path / "mixed"
+    interpolate.main([str(cfg.run_dir), "--start", str(start), "--out", str(out)])
+    mixed = json.loads((out / "metrics.json").read_text())
+    by_alpha = mixed["validation_accuracy_by_alpha"]
+    assert len(by_alpha) == 11 and by_alpha["0.0"] < 0.3       # untrained: about chance
+    # The trained end is the tiny run itself: the validation accuracy it recorded (from its
+    # frozen graph, which may round an image of the 100 differently than Keras does).
+    assert by_alpha["1.0"] == pytest.approx(metrics["validation_accuracy"], abs=0.011)
+    assert by_alpha[f"{mixed['alpha']:.1f}"] >= by_alpha["0.0"] and mixed["alpha"] > 0
+    assert (out / "frozen_inference_graph.pb").is_file() and (out / "config.json").is_file()
+    with pytest.raises(SystemExit, match="exists"):                # never overwrites a run
+        interpolate.main([str(cfg.run_dir), "--start", str(start), "--out", str(out)])
