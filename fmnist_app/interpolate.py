@@ -52,7 +52,8 @@ def main(argv=None):
     paths = {"tuned": args.tuned / WEIGHTS_FILENAME, "start": args.start / WEIGHTS_FILENAME}
     for name, path in paths.items():
         if not path.is_file():
-            sys.exit(f"error: no {WEIGHTS_FILENAME} in {path.parent} (--{name}); give a "
+            sys.exit(f"error: no {WEIGHTS_FILENAME} in {path.parent} ("
+                     f"{'--start' if name == 'start' else 'the fine-tuned run'}); give a "
                      "finished run's folder")
     if args.out.exists():
         sys.exit(f"error: {args.out} exists; a run folder is never overwritten, pass a new --out")
