@@ -67,8 +67,8 @@ def analysis_box(box, frame_width, frame_height):
     """The square actually analysed: the guide box plus a margin of ANALYSIS_MARGIN of its
     side where the frame allows. A garment that just touches the blue line, or pokes a
     little over it (held a bit large or off-centre), is then still seen whole inside the
-    background ring, while an arm reaching in still crosses it. (0.08 refused a third more
-    off-centre, enlarged garments as "not inside": docs/EXPERIMENTS.md.)"""
+    background ring, while an arm reaching in still crosses it. (At 0.08, 1.5-3.5% of the
+    scene benchmark's off-centre, enlarged garments were "not inside": docs/EXPERIMENTS.md.)"""
     margin = min(round(ANALYSIS_MARGIN * box.side), box.x, box.y,
                  frame_width - box.x - box.side, frame_height - box.y - box.side)
     return Box(box.x - margin, box.y - margin, box.side + 2 * margin)
@@ -216,8 +216,9 @@ def background_colours(ring_values, sides):
 
 
 # Steps (rows, columns) between the pixels compared: across, down, both diagonals and the
-# four knight's moves between them, so that stripes at any angle run within about 13 degrees
-# of one of them (with the first four only, stripes at 20-25 degrees crossed them all).
+# four knight's moves between them, so that stripes at any angle run within 13.3 degrees of
+# one of them (with the first four only, up to 22.5 degrees: a sandal on stripes 13 degrees
+# off a diagonal was lost, tests/test_preprocess.py).
 NOISE_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1), (1, 2), (1, -2), (2, 1), (2, -1))
 
 
