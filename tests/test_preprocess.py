@@ -148,6 +148,23 @@ def test_the_analysed_square_keeps_a_margin_only_where_the_frame_has_room():
     assert analysis_box(whole_height, WIDTH, HEIGHT) == whole_height
 
 
+def test_a_garment_held_large_and_off_centre_is_seen_whole(test_set):
+    # The off-centre condition's extremes: 1.3x the usual size, moved 12% of the box left,
+    # right, up or down. It pokes over the blue line, but not out of the margin around it
+    # (with a margin of 8% of the box, 12 of these 40 were "not inside the box").
+    images, labels = test_set
+    rng = np.random.default_rng(0)
+    outcomes = []
+    for index in balanced_indices(labels, 1):
+        for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            canvas = scenes.plain(scenes.grey(0.85))
+            scenes.place_garment(canvas, images[index], scenes.grey(0.95), 0.7, scale=1.3,
+                                 offset=(0.12 * dx * BOX.side, 0.12 * dy * BOX.side))
+            frame = scenes.frames(scenes.camera(rng, canvas), 1, rng)[0]
+            outcomes.append(prepare_frame(frame, BOX)[2])
+    assert outcomes.count(FOUND) >= 0.95 * len(outcomes), outcomes
+
+
 def test_an_arm_reaching_in_is_not_a_garment():
     frame = scenes.expose(white_wall(), LIGHT, 4.0, np.random.default_rng(1))
     frame[200:480, 290:350] = (90, 120, 170)              # an arm from the bottom edge ...
