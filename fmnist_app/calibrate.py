@@ -38,8 +38,8 @@ def splits(run_dir):
     config.json."""
     config = load_config(Path(run_dir) / "config.json")
     if not config.VALIDATION_SIZE:
-        raise ConfigError(f"{run_dir} trained on every image (VALIDATION_SIZE 0): nothing is "
-                          "held out to calibrate on; train with VALIDATION_SIZE > 0")
+        raise ConfigError(f"{run_dir} trained on every image (VALIDATION_SIZE 0): nothing "
+                          "is held out to fit on; train with VALIDATION_SIZE > 0")
     images, labels = load_split("train", config.DATA_DIR or None)
     trained, held_out = stratified_split(labels, config.VALIDATION_SIZE, config.SEED)
     return (images[trained], labels[trained]), (images[held_out], labels[held_out])

@@ -24,7 +24,7 @@ import numpy as np
 
 from fmnist_app.config import ConfigError
 from fmnist_app.config import load as load_config
-from fmnist_app.dataset import GRAPH_FILENAME, DatasetError, load_split, stratified_split
+from fmnist_app.dataset import GRAPH_FILENAME, DatasetError
 from fmnist_app.files import write_atomically
 from fmnist_app.machine import cpu_model
 
@@ -57,16 +57,13 @@ def main(argv=None):
                      "finished run's folder")
     if args.out.exists():
         sys.exit(f"error: {args.out} exists; a run folder is never overwritten, pass a new --out")
+    from fmnist_app.calibrate import splits
     try:
         config = load_config(args.tuned / "config.json")
-        if not config.VALIDATION_SIZE:
-            raise ConfigError(f"{args.tuned} held no validation images out: nothing to choose "
-                              "alpha on")
-        images, labels = load_split("train", config.DATA_DIR or None)
+        _, (held_out_images, held_out_labels) = splits(args.tuned)
     except (ConfigError, DatasetError, OSError) as err:
         sys.exit(f"error: {err}")
-    _, held_out = stratified_split(labels, config.VALIDATION_SIZE, config.SEED)
-    pixels = images[held_out].astype(np.float32)[..., None]
+    pixels = held_out_images.astype(np.float32)[..., None]
 
     from fmnist_app.export import export_frozen_graph
     from fmnist_app.models import create_model
@@ -79,7 +76,7 @@ def main(argv=None):
     for alpha in ALPHAS:
         model.set_weights(mixed(ends["start"], ends["tuned"], alpha))
         predicted = model.predict(pixels, batch_size=500, verbose=0).argmax(axis=1)
-        accuracies[alpha] = float(np.mean(predicted == labels[held_out]))
+        accuracies[alpha] = float(np.mean(predicted == held_out_labels))
         print(f"alpha {alpha:.1f}: validation accuracy {100 * accuracies[alpha]:.2f}%")
     alpha = choose_alpha(accuracies)
     model.set_weights(mixed(ends["start"], ends["tuned"], alpha))

@@ -227,15 +227,14 @@ def sensor_noise(relative):
     and bottom bands of the ring (MAD; RMS over channels). A smooth background barely
     changes them; a striped one does across its stripes but not along them, so of the
     NOISE_STEPS directions the quietest one counts."""
-    bands = (relative[:BORDER_WIDTH], relative[-BORDER_WIDTH:])
+    bands = np.stack([relative[:BORDER_WIDTH], relative[-BORDER_WIDTH:]])    # (2, B, W, 3)
     width = relative.shape[1]
     levels = []
     for down, across in NOISE_STEPS:
         left, right = max(0, -across), width - max(0, across)
-        step = np.concatenate([(band[down:, left + across:right + across]
-                                - band[:len(band) - down, left:right]).reshape(-1, 3)
-                               for band in bands])
-        sigma = 1.4826 * np.median(np.abs(step), axis=0) / np.sqrt(2)
+        step = (bands[:, down:, left + across:right + across]
+                - bands[:, :BORDER_WIDTH - down, left:right])
+        sigma = 1.4826 * np.median(np.abs(step.reshape(-1, 3)), axis=0) / np.sqrt(2)
         levels.append(float(np.sqrt(np.mean(sigma * sigma))))
     return min(levels) + 1e-4
 
