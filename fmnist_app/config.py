@@ -40,6 +40,7 @@ class Config:
     EXTRA_DATA_DIR: str = ""            # your own labelled images (window keys 0-9), mixed in
     EXTRA_SHARE: float = 0.1            # ... as this share of the training examples
     EXTRA_HOLDOUT: float = 0.5          # ... after holding this share of them out to measure
+    FREEZE_BATCH_NORM: bool = False     # keep INIT_FROM's batch-norm statistics and scales
     BATCH_SIZE: int = 64                # per replica; global = BATCH_SIZE x replicas
     OPTIMIZER: str = "adam"             # adam | adamw | sgd (Nesterov momentum 0.9)
     WEIGHT_DECAY: float = 0.0           # adamw and sgd (decoupled, scaled by the rate)

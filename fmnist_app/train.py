@@ -315,6 +315,8 @@ def build_state(config, strategy, checkpoint_dir):
         model = create_model(config.MODEL)
         if config.INIT_FROM:
             model.load_weights(init_weights_path(config.INIT_FROM))
+        if config.FREEZE_BATCH_NORM:
+            freeze_batch_norm(model)
         optimizer = make_optimizer(config, lr_scale=strategy.num_replicas_in_sync)
         optimizer.build(model.trainable_variables)
         average = WeightAverage(model, config.EMA_DECAY) if config.EMA_DECAY else None
@@ -329,6 +331,15 @@ def build_state(config, strategy, checkpoint_dir):
         checkpoint, distribute.checkpoint_dir_for(strategy, checkpoint_dir), max_to_keep=2)
     return State(model, optimizer, average, step, elapsed, best_accuracy, evals_since_best,
                  checkpoint, manager)
+
+
+def freeze_batch_norm(model):
+    """Batch norm in inference mode, its scales fixed: a fine-tune whose batches are half the
+    user's images then leaves the statistics Fashion-MNIST was classified with in place
+    (the Keras transfer-learning recipe)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
 
 
 def init_weights_path(run_dir):

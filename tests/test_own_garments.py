@@ -99,6 +99,18 @@ def test_benchmark_images_measures_a_folder_and_skips_what_is_not_an_image(tiny_
     assert np.asarray(report["confusion_matrix"]).sum() == 21
 
 
+def batch_norm_and_other_weights(run_dir):
+    """(batch-norm weight arrays, the other layers' weight arrays) of a run's exported model."""
+    from fmnist_app.models import create_model
+    from fmnist_app.tf_quiet import keras
+    model = create_model(json.loads((run_dir / "config.json").read_text())["MODEL"])
+    model.load_weights(run_dir / "model.weights.h5")
+    layers = [(isinstance(layer, keras.layers.BatchNormalization), layer.get_weights())
+              for layer in model.layers]
+    return ([w for is_bn, weights in layers if is_bn for w in weights],
+            [w for is_bn, weights in layers if not is_bn for w in weights])
+
+
 def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, tmp_path):
     from fmnist_app import train
     base = tiny_config(fake_data_dir, tmp_path, STEPS=10, EVAL_EVERY=10, CHECKPOINT_EVERY=10)
@@ -111,8 +123,13 @@ def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, 
         cv2.imwrite(str(target / f"{i}.png"), images[i])
     tuned = tiny_config(fake_data_dir, tmp_path, MODEL_DIR="tuned", STEPS=10, EVAL_EVERY=5,
                         CHECKPOINT_EVERY=10, INIT_FROM=str(base.run_dir),
-                        EXTRA_DATA_DIR=str(mine), OUTLIER_FRACTION=0.1)
+                        EXTRA_DATA_DIR=str(mine), OUTLIER_FRACTION=0.1, FREEZE_BATCH_NORM=True)
     metrics = train.train(tuned)
+    # Batch norm kept as the starting run left it (statistics, scales and offsets), every
+    # other layer trained.
+    before, after = (batch_norm_and_other_weights(run.run_dir) for run in (base, tuned))
+    assert before[0] and all(np.allclose(a, b, rtol=1e-6) for a, b in zip(before[0], after[0]))
+    assert not any(np.allclose(a, b) for a, b in zip(before[1], after[1]) if a.size > 10)
     # The fine-tune exports its final weights, whatever the Fashion-MNIST validation says
     # halfway; a plain run keeps its best.
     assert (base.run_dir / "best.weights.h5").exists()
