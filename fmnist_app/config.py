@@ -51,7 +51,8 @@ class Config:
     WARMUP_STEPS: int = 0               # cosine: linear warm-up before the decay
     STEPS: int = 10000
     EMA_DECAY: float = 0.0              # 0 disables the weight moving average
-    PRECISION: str = "float32"          # float32 | mixed_bfloat16
+    PRECISION: str = "float32"          # float32 | mixed_bfloat16 | auto (bfloat16 where the
+                                        # CPU has bfloat16 units, else float32)
     VALIDATION_SIZE: int = 4000         # 0 trains on all 60,000 images and monitors the
                                         # test set (curve only: it never picks weights)
     EVAL_EVERY: int = 1000
@@ -83,7 +84,7 @@ def choices():
     return {
         "MODEL": tuple(MODELS), "LOSS": tuple(LOSSES), "OPTIMIZER": tuple(OPTIMIZERS),
         "LR_SCHEDULE": tuple(SCHEDULES), "DISTRIBUTE": tuple(STRATEGIES),
-        "ERASE_FILL": ("noise", "zero"), "PRECISION": ("float32", "mixed_bfloat16"),
+        "ERASE_FILL": ("noise", "zero"), "PRECISION": ("float32", "mixed_bfloat16", "auto"),
     }
 # (low, high) inclusive bounds; None means unbounded on that side.
 RANGES = {

@@ -17,6 +17,7 @@ from fmnist_app import calibrate, calibration, train
 from fmnist_app import config as config_module
 from fmnist_app.export import export_frozen_graph
 from fmnist_app.inference import FrozenModel, ModelError
+from fmnist_app.machine import cpu_model, has_native_bfloat16
 from fmnist_app.models import create_model
 
 
@@ -217,3 +218,33 @@ def test_interpolate_between_untrained_and_trained_weights_writes_a_run(tiny_run
     assert (out / "frozen_inference_graph.pb").is_file() and (out / "config.json").is_file()
     with pytest.raises(SystemExit, match="exists"):                # never overwrites a run
         interpolate.main([str(cfg.run_dir), "--start", str(start), "--out", str(out)])
+
+
+ZEN2_CPUINFO = {"model name": "AMD EPYC", "cpu family": "23", "model": "49",
+                "flags": "fpu sse2 avx avx2 fma"}
+ZEN4_CPUINFO = {"model name": "AMD EPYC", "cpu family": "25", "model": "17",
+                "flags": "fpu sse2 avx2 avx512f avx512_bf16"}
+
+
+def test_cpu_name_tells_apart_machines_that_share_a_model_name():
+    assert cpu_model(ZEN2_CPUINFO) == "AMD EPYC (family 23, model 49, no bf16)"
+    assert cpu_model(ZEN4_CPUINFO) == "AMD EPYC (family 25, model 17, bf16)"
+    assert not has_native_bfloat16(ZEN2_CPUINFO) and has_native_bfloat16(ZEN4_CPUINFO)
+
+
+def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(capsys):
+    assert train.training_precision("auto", native_bfloat16=True) == "mixed_bfloat16"
+    assert train.training_precision("auto", native_bfloat16=False) == "float32"
+    assert train.training_precision("float32", native_bfloat16=True) == "float32"
+    assert capsys.readouterr().err == ""
+    # Asked for by name it is kept, with a warning that names the fix.
+    assert train.training_precision("mixed_bfloat16", native_bfloat16=False) == "mixed_bfloat16"
+    assert "set PRECISION to auto or float32" in capsys.readouterr().err
+
+
+def test_a_run_records_the_precision_auto_chose(fake_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "has_native_bfloat16", lambda: False)
+    cfg = tiny_config(fake_data_dir, tmp_path, PRECISION="auto", STEPS=10, EVAL_EVERY=10)
+    metrics = train.train(cfg)
+    assert metrics["precision"] == "float32"
+    assert config_module.load(cfg.run_dir / "config.json").PRECISION == "float32"
