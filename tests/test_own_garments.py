@@ -99,16 +99,20 @@ def test_benchmark_images_measures_a_folder_and_skips_what_is_not_an_image(tiny_
     assert np.asarray(report["confusion_matrix"]).sum() == 21
 
 
-def batch_norm_and_other_weights(run_dir):
-    """(batch-norm weight arrays, the other layers' weight arrays) of a run's exported model."""
+def frozen_and_trained_weights(run_dir, frozen_layers):
+    """(weight arrays of batch norm and of the first `frozen_layers` conv/dense layers, the
+    other layers' weight arrays) of a run's exported model."""
     from fmnist_app.models import create_model
     from fmnist_app.tf_quiet import keras
     model = create_model(json.loads((run_dir / "config.json").read_text())["MODEL"])
     model.load_weights(run_dir / "model.weights.h5")
-    layers = [(isinstance(layer, keras.layers.BatchNormalization), layer.get_weights())
-              for layer in model.layers]
-    return ([w for is_bn, weights in layers if is_bn for w in weights],
-            [w for is_bn, weights in layers if not is_bn for w in weights])
+    weighted = [layer for layer in model.layers
+                if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    frozen = [*weighted[:frozen_layers],
+              *(layer for layer in model.layers
+                if isinstance(layer, keras.layers.BatchNormalization))]
+    return ([w for layer in frozen for w in layer.get_weights()],
+            [w for layer in model.layers if layer not in frozen for w in layer.get_weights()])
 
 
 def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, tmp_path):
@@ -123,11 +127,12 @@ def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, 
         cv2.imwrite(str(target / f"{i}.png"), images[i])
     tuned = tiny_config(fake_data_dir, tmp_path, MODEL_DIR="tuned", STEPS=10, EVAL_EVERY=5,
                         CHECKPOINT_EVERY=10, INIT_FROM=str(base.run_dir),
-                        EXTRA_DATA_DIR=str(mine), OUTLIER_FRACTION=0.1, FREEZE_BATCH_NORM=True)
+                        EXTRA_DATA_DIR=str(mine), OUTLIER_FRACTION=0.1, FREEZE_BATCH_NORM=True,
+                        FREEZE_LAYERS=2)
     metrics = train.train(tuned)
-    # Batch norm kept as the starting run left it (statistics, scales and offsets), every
-    # other layer trained.
-    before, after = (batch_norm_and_other_weights(run.run_dir) for run in (base, tuned))
+    # Batch norm (statistics, scales and offsets) and the first two convolutions kept as the
+    # starting run left them, every other layer trained.
+    before, after = (frozen_and_trained_weights(run.run_dir, 2) for run in (base, tuned))
     assert before[0] and all(np.allclose(a, b, rtol=1e-6) for a, b in zip(before[0], after[0]))
     assert not any(np.allclose(a, b) for a, b in zip(before[1], after[1]) if a.size > 10)
     # The fine-tune exports its final weights, whatever the Fashion-MNIST validation says
@@ -139,3 +144,16 @@ def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, 
     classifier = load_classifier(tuned.run_dir / "frozen_inference_graph.pb")
     probabilities, novelty = classifier.assess(images[0])
     assert probabilities.shape == (10,) and novelty is None      # not calibrated yet
+
+
+def test_freezing_every_layer_is_refused_with_the_limit():
+    from fmnist_app import train
+    from fmnist_app.models import create_model
+    from fmnist_app.tf_quiet import keras
+    model = create_model("simple_model_1")           # 4 convolutions and 2 dense layers
+    with pytest.raises(train.TrainingError, match="leaves nothing to train.*at most 5"):
+        train.freeze_first_layers(model, 6)
+    train.freeze_first_layers(model, 5)
+    assert [layer.name for layer in model.layers
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+            and layer.trainable] == ["logits"]
