@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fmnist_app.dataset import SHIPPED_GRAPH as DEFAULT_MODEL
 from fmnist_app.inference import ModelError
 from fmnist_app.live.pipeline import Pipeline, load_classifier
+from fmnist_app.machine import cpu_model
 from fmnist_app.preprocess import DEFAULT_BOX_FRACTION
 from fmnist_app.sources import DemoSource, SourceError, SourceSpec
 
@@ -124,14 +125,17 @@ def main(argv=None):
     parser.add_argument("--gui-seconds", type=float, default=10.0)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
+    if args.frames < 1 or args.gui_seconds <= 0:
+        parser.error("--frames and --gui-seconds must be positive")
     try:
         pipeline = measure_pipeline(args.model, args.frames)
     except (ModelError, SourceError) as err:
         sys.exit(f"error: {err}")
     gui = measure_gui(args.model, args.gui_seconds)
-    report = {"model": str(args.model), "load_average": [round(x, 2) for x in os.getloadavg()],
+    report = {"model": str(args.model), "cpu": cpu_model(),
+              "load_average": [round(x, 2) for x in os.getloadavg()],
               "command": " ".join(sys.argv), "pipeline": pipeline, "gui_thread": gui}
-    print(f"model {args.model}   load average {report['load_average']}")
+    print(f"model {args.model}   CPU {report['cpu']}   load average {report['load_average']}")
     for name in ("pipeline", "crop_and_preprocess", "inference", "demo_source_drawing"):
         numbers = pipeline[name]
         print(f"{name:>20}: median {numbers['median_ms']:6.2f} ms   p95 "
