@@ -358,8 +358,9 @@ def freeze_batch_norm(model):
 
 def freeze_first_layers(model, count):
     """The first `count` conv and dense layers keep their weights. Backpropagation then stops
-    above them, so a fine-tune's step is cheaper: fastnet with 6 of its 8 convolutions frozen
-    trains 2.6x faster (437 against 166 img/s, float32, batch norm frozen, EPYC-C)."""
+    above them, so a fine-tune's step is cheaper: with 7 of fastnet's 8 convolutions frozen
+    the own-garments fine-tune runs about 3x faster (495-629 against 178-203 img/s in
+    float32 on a CPU without bfloat16 units; docs/EXPERIMENTS.md)."""
     weighted = [layer for layer in model.layers
                 if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
     if count >= len(weighted):
