@@ -23,6 +23,7 @@ def cpuinfo():
 
 
 def has_native_bfloat16(fields=None):
+    """Whether the CPU (or the given cpuinfo fields) lists bfloat16 units."""
     fields = cpuinfo() if fields is None else fields
     return bool(BFLOAT16_FLAGS & set(fields.get("flags", "").split()))
 
@@ -34,6 +35,6 @@ def cpu_model(fields=None):
     name = fields.get("model name")
     if not name:
         return platform.processor() or platform.machine() or "unknown CPU"
+    family, model = fields.get("cpu family", "?"), fields.get("model", "?")
     units = "bf16" if has_native_bfloat16(fields) else "no bf16"
-    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}, " \
-           f"{units})"
+    return f"{name} (family {family}, model {model}, {units})"

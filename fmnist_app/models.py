@@ -176,6 +176,13 @@ MODELS = {
 }
 
 
+def conv_and_dense_layers(model):
+    """The layers with learnt weights other than batch norm, in model order (what
+    FREEZE_LAYERS counts)."""
+    return [layer for layer in model.layers
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
 def create_model(name):
     """Build registered model `name`; raw 0..255 pixels in, 10 logits out."""
     if name not in MODELS:

@@ -49,7 +49,7 @@ from fmnist_app.files import TEMP_SUFFIX, atomic_path, write_atomically
 from fmnist_app.inference import FrozenModel
 from fmnist_app.losses import create_loss
 from fmnist_app.machine import cpu_model, has_native_bfloat16
-from fmnist_app.models import create_model
+from fmnist_app.models import conv_and_dense_layers, create_model
 from fmnist_app.optim import WeightAverage, make_optimizer
 from fmnist_app.outliers import make_outliers
 from fmnist_app.tf_quiet import keras, tf
@@ -168,9 +168,8 @@ class StopRequest:
 
 def leave_now(status, log, writer):
     """End the process once the stop checkpoint is written and the logs flushed. A normal
-    exit unwinds TensorFlow first (the input pipeline, its threads), which was seen to take
-    6-17 s after the "checkpoint saved" line with your own images mixed in, and nothing is
-    left to do."""
+    exit unwinds TensorFlow first (the input pipeline, its threads), which takes seconds on
+    a busy CPU, and nothing is left to do (perf/stop_latency.py measures it)."""
     log.flush()
     writer.flush()
     sys.stdout.flush()
@@ -361,8 +360,7 @@ def freeze_first_layers(model, count):
     above them, so a fine-tune's step is cheaper: with 7 of fastnet's 8 convolutions frozen
     the own-garments fine-tune runs about 3x faster (495-629 against 178-203 img/s in
     float32 on a CPU without bfloat16 units; docs/EXPERIMENTS.md)."""
-    weighted = [layer for layer in model.layers
-                if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    weighted = conv_and_dense_layers(model)
     if count >= len(weighted):
         raise TrainingError(f"FREEZE_LAYERS {count} leaves nothing to train: {model.name} has "
                             f"{len(weighted)} conv/dense layers; use at most {len(weighted) - 1}")

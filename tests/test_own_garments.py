@@ -102,13 +102,11 @@ def test_benchmark_images_measures_a_folder_and_skips_what_is_not_an_image(tiny_
 def frozen_and_trained_weights(run_dir, frozen_layers):
     """(weight arrays of batch norm and of the first `frozen_layers` conv/dense layers, the
     other layers' weight arrays) of a run's exported model."""
-    from fmnist_app.models import create_model
+    from fmnist_app.models import conv_and_dense_layers, create_model
     from fmnist_app.tf_quiet import keras
     model = create_model(json.loads((run_dir / "config.json").read_text())["MODEL"])
     model.load_weights(run_dir / "model.weights.h5")
-    weighted = [layer for layer in model.layers
-                if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
-    frozen = [*weighted[:frozen_layers],
+    frozen = [*conv_and_dense_layers(model)[:frozen_layers],
               *(layer for layer in model.layers
                 if isinstance(layer, keras.layers.BatchNormalization))]
     return ([w for layer in frozen for w in layer.get_weights()],
@@ -148,12 +146,10 @@ def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, 
 
 def test_freezing_every_layer_is_refused_with_the_limit():
     from fmnist_app import train
-    from fmnist_app.models import create_model
-    from fmnist_app.tf_quiet import keras
+    from fmnist_app.models import conv_and_dense_layers, create_model
     model = create_model("simple_model_1")           # 4 convolutions and 2 dense layers
     with pytest.raises(train.TrainingError, match="leaves nothing to train.*at most 5"):
         train.freeze_first_layers(model, 6)
     train.freeze_first_layers(model, 5)
-    assert [layer.name for layer in model.layers
-            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
-            and layer.trainable] == ["logits"]
+    assert [layer.name for layer in conv_and_dense_layers(model)
+            if layer.trainable] == ["logits"]
