@@ -8,6 +8,7 @@ Besides `logits` and `probabilities`, graphs exported since the novelty score ha
 graphs without it still load, and then only the confidence rule can refuse a frame.
 """
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,13 @@ def read_graph_def(path):
     return graph_def
 
 
+# The demo classifies a frame and its mirror: one batch of this size, every frame.
+LIVE_BATCH = 2
+# Largest logit difference between LiteRT and the session on the same images that still
+# counts as the same model (float32 kernels differ in rounding: ~1e-6 here).
+LIVE_TOLERANCE = 1e-3
+
+
 class FrozenModel:
     """A frozen classifier: predict(uint8 or float images) -> probabilities (N, 10).
 
@@ -99,9 +107,15 @@ class FrozenModel:
     pruned eager function (same throughput on batches; benchmark.py's latency line). A
     session is also safe to call from any thread, a Qt worker's included. bfloat16=True
     lets grappler run the convolutions and matmuls in bfloat16 (perf/reduced_precision.py).
+
+    live=True (the demo) also converts the graph for LiteRT, TensorFlow's on-device runtime,
+    whose XNNPACK kernels answer the demo's batch of two in about half the session's time
+    (perf/demo_pipeline.py prints both); batches of LIVE_BATCH then go through it, all
+    others through the session. If the conversion fails or the answers differ, the session
+    does everything and `live_engine` says why.
     """
 
-    def __init__(self, path, bfloat16=False):
+    def __init__(self, path, bfloat16=False, live=False):
         from fmnist_app.tf_quiet import tf
 
         self.path = Path(path)
@@ -124,10 +138,45 @@ class FrozenModel:
             self._outputs.append(graph.get_tensor_by_name(FEATURES_NAME + ":0"))
         self._session = tf.compat.v1.Session(graph=graph, config=config)
         self._tf = tf
+        self._live = None
+        self.live_engine = "TensorFlow session"
         self._check_outputs()
+        if live:
+            self._live, self.live_engine = self._live_runner()
+
+    def _live_runner(self):
+        """(LiteRT runner for batches of LIVE_BATCH, engine description), or (None, why not)."""
+        try:
+            from fmnist_app.tf_quiet import quiet_stderr
+            with quiet_stderr():    # the converter and the interpreter log to stderr in C++
+                from ai_edge_litert.interpreter import Interpreter
+                converter = self._tf.compat.v1.lite.TFLiteConverter.from_session(
+                    self._session, [self._input], self._outputs)
+                interpreter = Interpreter(model_content=converter.convert(), num_threads=2)
+                (input_detail,) = interpreter.get_input_details()
+                interpreter.resize_tensor_input(input_detail["index"],
+                                                [LIVE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1])
+                interpreter.allocate_tensors()
+        # Any failure here (the converter's own ConverterError is not in TensorFlow's public
+        # API) leaves a model that works: the session runs everything, and says why.
+        except Exception as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            return None, f"TensorFlow session (LiteRT cannot run it: {reason})"
+        by_name = {detail["name"].split(":")[0]: detail["index"]
+                   for detail in interpreter.get_output_details()}
+        runner = LiteRunner(interpreter, input_detail["index"],
+                            [by_name[tensor.op.name] for tensor in self._outputs])
+        probe = np.random.default_rng(0).uniform(0, 255, [LIVE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1])
+        probe = probe.astype(np.float32)
+        gap = float(np.abs(runner(probe)[0] - self._run(probe)[0]).max())
+        if gap > LIVE_TOLERANCE:
+            return None, f"TensorFlow session (LiteRT's logits differ by {gap:.2g})"
+        return runner, "LiteRT (XNNPACK, 2 threads)"
 
     def _run(self, batch):
         """[logits, probabilities] (+ features when the graph has them) for one batch."""
+        if self._live is not None and len(batch) == LIVE_BATCH:
+            return self._live(batch)
         return self._session.run(self._outputs, {self._input: batch})
 
     def _check_outputs(self):
@@ -173,3 +222,20 @@ class FrozenModel:
         parts = [self.logits_and_probabilities(images[i:i + batch_size])[1]
                  for i in range(0, len(images), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+class LiteRunner:
+    """A LiteRT interpreter as a function: batch -> [outputs], in the session's fetch order.
+    An interpreter holds its tensors between calls, so a lock keeps two threads apart."""
+
+    def __init__(self, interpreter, input_index, output_indices):
+        self._interpreter = interpreter
+        self._input_index = input_index
+        self._output_indices = output_indices
+        self._lock = threading.Lock()
+
+    def __call__(self, batch):
+        with self._lock:
+            self._interpreter.set_tensor(self._input_index, np.ascontiguousarray(batch, np.float32))
+            self._interpreter.invoke()
+            return [self._interpreter.get_tensor(index) for index in self._output_indices]

@@ -109,6 +109,17 @@ def _fit_basis(size):
     return ring, terms, surfaces.astype(np.float32)
 
 
+def row_medians(rows):
+    """np.median(rows, axis=1) of a 2-D array, from one partition: the frame's dozen
+    medians are over a few thousand values each, where np.median's own bookkeeping costs
+    as much as the sorting (perf/preprocess_speed.py)."""
+    middle, odd = divmod(rows.shape[1], 2)
+    if odd:
+        return np.partition(rows, middle, axis=1)[:, middle]
+    parted = np.partition(rows, (middle - 1, middle), axis=1)
+    return (parted[:, middle - 1] + parted[:, middle]) / 2
+
+
 def estimate_background(image):
     """Background level of each channel at every pixel, from robust quadratic fits to the
     border ring of an (H, W, C) image, all channels in one solve.
@@ -118,16 +129,16 @@ def estimate_background(image):
     cut. Returns (background float32 (H, W, C), noise sigma per channel (C,)).
     """
     ring, terms, surfaces = _fit_basis(image.shape[0])
-    values = image[ring].astype(np.float64)                     # (N, C)
-    kept = np.ones(len(values), bool)
+    values = image[ring].T.astype(np.float64)                   # (C, N): a row per channel
+    kept = np.ones(values.shape[1], bool)
     for _ in range(3):
         # Normal equations of a 6-term fit: tiny, and unlike lstsq they never wake BLAS
         # threads, which stall for milliseconds on a machine busy training.
         fitted = terms[kept]
-        coefficients = np.linalg.solve(fitted.T @ fitted, fitted.T @ values[kept])   # (6, C)
-        residuals = values - terms @ coefficients
-        sigma = 1.4826 * np.median(np.abs(residuals[kept]), axis=0) + 1e-3
-        kept = np.all(np.abs(residuals) < 3 * sigma, axis=1)
+        coefficients = np.linalg.solve(fitted.T @ fitted, fitted.T @ values[:, kept].T)  # (6, C)
+        deviations = np.abs(values - (terms @ coefficients).T)
+        sigma = 1.4826 * row_medians(deviations[:, kept]) + 1e-3
+        kept = np.all(deviations < 3 * sigma[:, None], axis=0)
     background = np.tensordot(surfaces, coefficients.astype(np.float32), axes=(0, 0))
     return background, sigma
 
@@ -186,16 +197,18 @@ def sharpen(image):
 @functools.lru_cache(maxsize=4)
 def _ring_sides(size):
     """For the ring pixels (in _fit_basis order): which side each lies on, 0..3 (top,
-    bottom, left, right; corners go to top/bottom)."""
+    bottom, left, right; corners go to top/bottom), and how many pixels each side has."""
     ring, _, _ = _fit_basis(size)
     ys, xs = np.nonzero(ring)
-    return np.select([ys < BORDER_WIDTH, ys >= size - BORDER_WIDTH, xs < BORDER_WIDTH],
-                     [0, 1, 2], 3)
+    sides = np.select([ys < BORDER_WIDTH, ys >= size - BORDER_WIDTH, xs < BORDER_WIDTH],
+                      [0, 1, 2], 3)
+    return sides, np.bincount(sides, minlength=4)
 
 
 def background_colours(ring_values, sides):
     """The relative colours (K, 3) that count as background: the fitted surface itself (0),
     plus each k-means cluster of the ring that is a pattern's colour rather than an object's.
+    `sides` is _ring_sides: each ring pixel's side, and the pixels per side.
 
     A patterned sofa puts its few colours all around the ring; a hand, a sleeve or a shadow
     sits on one or two sides. So a cluster counts only if it holds at least 15% of the ring
@@ -205,14 +218,14 @@ def background_colours(ring_values, sides):
     cv2.setRNGSeed(0)                      # same frame, same answer
     _, labels, centres = cv2.kmeans(ring_values.astype(np.float32), PATTERN_CLUSTERS, None,
                                     criteria, 1, cv2.KMEANS_PP_CENTERS)
-    labels = labels.ravel()
-    kept = [np.zeros(3, np.float32)]
-    for k, centre in enumerate(centres):
-        members = labels == k
-        if members.mean() >= 0.15 and all(members[sides == side].mean() >= 0.05
-                                            for side in range(4)):
-            kept.append(centre)
-    return np.stack(kept)
+    side_of_pixel, side_sizes = sides
+    # shares[side, k]: the share of that side's pixels in cluster k.
+    shares = np.bincount(side_of_pixel * PATTERN_CLUSTERS + labels.ravel(),
+                         minlength=4 * PATTERN_CLUSTERS).reshape(4, PATTERN_CLUSTERS)
+    overall = shares.sum(axis=0) / len(side_of_pixel)
+    shares = shares / side_sizes[:, None]
+    pattern = (overall >= 0.15) & np.all(shares >= 0.05, axis=0)
+    return np.concatenate([np.zeros((1, 3), np.float32), centres[pattern]])
 
 
 # Steps (rows, columns) between the pixels compared: across, down, both diagonals and the
@@ -227,14 +240,16 @@ def sensor_noise(relative):
     and bottom bands of the ring (MAD; RMS over channels). A smooth background barely
     changes them; a striped one does across its stripes but not along them, so of the
     NOISE_STEPS directions the quietest one counts."""
-    bands = np.stack([relative[:BORDER_WIDTH], relative[-BORDER_WIDTH:]])    # (2, B, W, 3)
+    # (C, 2, B, W): channels first, so each channel's differences are one row to take a
+    # median of.
+    bands = np.stack([relative[:BORDER_WIDTH], relative[-BORDER_WIDTH:]]).transpose(3, 0, 1, 2)
     width = relative.shape[1]
     levels = []
     for down, across in NOISE_STEPS:
         left, right = max(0, -across), width - max(0, across)
-        step = (bands[:, down:, left + across:right + across]
-                - bands[:, :BORDER_WIDTH - down, left:right])
-        sigma = 1.4826 * np.median(np.abs(step.reshape(-1, 3)), axis=0) / np.sqrt(2)
+        step = (bands[:, :, down:, left + across:right + across]
+                - bands[:, :, :BORDER_WIDTH - down, left:right])
+        sigma = 1.4826 * row_medians(np.abs(step.reshape(len(step), -1))) / np.sqrt(2)
         levels.append(float(np.sqrt(np.mean(sigma * sigma))))
     return min(levels) + 1e-4
 

@@ -7,22 +7,30 @@ from the import still reach stderr, because the descriptor is restored before th
 Modules that must stay light (the GUI, the config check) import this inside functions.
 """
 
+import contextlib
 import os
 import sys
 
 
-def _import_quietly():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+@contextlib.contextmanager
+def quiet_stderr():
+    """Run the block with file descriptor 2 pointed at /dev/null (C++ logging included)."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 2)
-            import keras
-            import tensorflow
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _import_quietly():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with quiet_stderr():
+        import keras
+        import tensorflow
     return tensorflow, keras
 
 

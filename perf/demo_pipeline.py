@@ -1,7 +1,10 @@
 """How fast is the live demo? Two numbers, each against its goal.
 
 1. Per-frame pipeline time (guide-box crop + preprocess + inference) on 640x480 frames of
-   the demo scene: median and p95; goal median <= 10 ms.
+   the demo scene: median and p95; goal median <= 10 ms. The same frames then go through
+   the TensorFlow session instead of LiteRT (fmnist_app.inference.FrozenModel), so the
+   engines' ratio comes from one run on one machine. --profile N prints the N functions
+   the pipeline spends most time in (cProfile), to see where a frame's time goes.
 2. The GUI thread's longest block while the real window runs the demo source and the user
    pauses, mirrors, resizes the box and saves snapshots: goal < 50 ms. Measured with a 5 ms
    QTimer; a late tick means the event loop was busy for that long.
@@ -9,11 +12,14 @@ Also the demo source's own time to draw a frame (it runs in the worker too, befo
 pipeline, when no camera is used).
 
     .venv/bin/python perf/demo_pipeline.py [--model PATH] [--frames 300] [--gui-seconds 10]
+                                           [--profile N] [--json FILE]
 """
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -41,25 +47,33 @@ def percentiles(values_ms):
             "max_ms": round(float(values.max()), 2)}
 
 
-def measure_pipeline(model_path, frame_count):
-    classifier = load_classifier(model_path)
+def demo_frames(frame_count):
+    """(frames of the demo source, its drawing times in ms)."""
     demo = DemoSource.from_test_set()
     frames, drawing = [], []
     for _ in range(frame_count):
         started = time.perf_counter()
         frames.append(demo.read())
         drawing.append(1000 * (time.perf_counter() - started))
+    return frames, drawing
+
+
+def measure_pipeline(classifier, frames, profile_top=0):
     pipeline = Pipeline(classifier)
     for frame in frames[:20]:                      # warm up TensorFlow and the caches
         pipeline.process(frame, BOX_FRACTION)
     results = [pipeline.process(frame, BOX_FRACTION) for frame in frames]
+    if profile_top:
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [pipeline.process(frame, BOX_FRACTION) for frame in frames])
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(profile_top)
     total = [r.pipeline_ms for r in results]
     inference = [r.inference_ms for r in results if not r.empty]
     return {"frames": len(results), "frame_size": "640x480",
+            "engine": classifier.model.live_engine,
             "pipeline": percentiles(total), "inference": percentiles(inference),
             "crop_and_preprocess": percentiles(np.subtract(total, [r.inference_ms
-                                                                   for r in results])),
-            "demo_source_drawing": percentiles(drawing)}
+                                                                   for r in results]))}
 
 
 def measure_gui(model_path, seconds):
@@ -123,25 +137,36 @@ def main(argv=None):
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--gui-seconds", type=float, default=10.0)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also print the N functions the pipeline spends most time in")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
-    if args.frames < 1 or args.gui_seconds <= 0:
-        parser.error("--frames and --gui-seconds must be positive")
+    if args.frames < 1 or args.gui_seconds <= 0 or args.profile < 0:
+        parser.error("--frames and --gui-seconds must be positive, --profile not negative")
     try:
-        pipeline = measure_pipeline(args.model, args.frames)
+        frames, drawing = demo_frames(args.frames)
+        pipeline = measure_pipeline(load_classifier(args.model), frames, args.profile)
+        session = measure_pipeline(load_classifier(args.model, live=False), frames)
     except (ModelError, SourceError) as err:
         sys.exit(f"error: {err}")
+    pipeline["demo_source_drawing"] = percentiles(drawing)
     gui = measure_gui(args.model, args.gui_seconds)
     report = {"model": str(args.model), "cpu": cpu_model(),
               "load_average": [round(x, 2) for x in os.getloadavg()],
-              "command": " ".join(sys.argv), "pipeline": pipeline, "gui_thread": gui}
+              "command": " ".join(sys.argv), "pipeline": pipeline,
+              "pipeline_on_tensorflow_session": session, "gui_thread": gui}
     print(f"model {args.model}   CPU {report['cpu']}   load average {report['load_average']}")
+    print(f"two views on {pipeline['engine']}:")
     for name in ("pipeline", "crop_and_preprocess", "inference", "demo_source_drawing"):
         numbers = pipeline[name]
         print(f"{name:>20}: median {numbers['median_ms']:6.2f} ms   p95 "
               f"{numbers['p95_ms']:6.2f} ms   max {numbers['max_ms']:6.2f} ms")
     verdict = "meets" if pipeline["pipeline"]["median_ms"] <= 10 else "misses"
     print(f"{'':>20}  ({pipeline['frames']} frames of 640x480; {verdict} the <= 10 ms goal)")
+    slower = session["inference"]["median_ms"] / pipeline["inference"]["median_ms"]
+    print(f"the same frames, two views on {session['engine']}: pipeline median "
+          f"{session['pipeline']['median_ms']:.2f} ms, inference median "
+          f"{session['inference']['median_ms']:.2f} ms ({slower:.2f}x LiteRT's)")
     verdict = "meets" if gui["longest_block_ms"] < 50 else "misses"
     print(f"{'GUI thread':>20}: longest block {gui['longest_block_ms']} ms, p99 "
           f"{gui['p99_block_ms']} ms over {gui['seconds']:.0f} s, {gui['results_shown']} "

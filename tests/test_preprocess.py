@@ -15,6 +15,7 @@ from fmnist_app.preprocess import (
     analysis_box,
     guide_box,
     prepare_frame,
+    row_medians,
 )
 
 WIDTH, HEIGHT = 640, 480
@@ -258,3 +259,9 @@ def test_a_dark_garment_close_in_colour_to_a_shaded_hand_is_not_taken_with_it():
     assert outcome == FOUND
     # Taller than wide, as the garment is: the arm was not kept with it.
     assert image.any(axis=0).sum() < image.any(axis=1).sum()
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 1728])
+def test_row_medians_are_numpys_medians(count):
+    rows = np.random.default_rng(count).normal(size=(3, count)).astype(np.float32)
+    np.testing.assert_array_equal(row_medians(rows), np.median(rows, axis=1))

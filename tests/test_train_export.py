@@ -63,13 +63,19 @@ def test_tiny_run_learns_the_synthetic_classes(tiny_run):
     assert metrics["validation_accuracy"] > 0.5
 
 
-def test_frozen_graph_matches_the_keras_model():
+def perturbed_model():
+    """A small model whose batch-norm statistics are off their defaults, so that folding
+    them into the frozen graph is really tested."""
     model = create_model("simple_model_1")
-    # Move batch-norm statistics off their defaults so folding them is really tested.
     rng = np.random.default_rng(0)
     model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
                        for w in model.get_weights()])
-    images = rng.integers(0, 256, (16, 28, 28, 1)).astype(np.float32)
+    return model
+
+
+def test_frozen_graph_matches_the_keras_model():
+    model = perturbed_model()
+    images = np.random.default_rng(1).integers(0, 256, (16, 28, 28, 1)).astype(np.float32)
     expected = model(images, training=False).numpy()
     path = export_frozen_graph(model, Path(os.environ.get("TMPDIR", "/tmp")) / "match_test.pb")
     frozen = FrozenModel(path)
@@ -84,6 +90,24 @@ def test_frozen_graph_matches_the_keras_model():
     op_types = {node.op for node in tf.compat.v1.GraphDef.FromString(path.read_bytes()).node}
     assert "FusedBatchNormV3" not in op_types  # grappler folded batch norm away
     path.unlink()
+
+
+def test_the_demos_batch_of_two_runs_on_litert_with_the_same_answers(tmp_path, monkeypatch):
+    model = perturbed_model()
+    path = export_frozen_graph(model, tmp_path / "live.pb")
+    pair = np.random.default_rng(2).integers(0, 256, (2, 28, 28, 1)).astype(np.float32)
+    hidden = tf.keras.Model(model.input, model.get_layer("logits").input)(pair, training=False)
+    live = FrozenModel(path, live=True)
+    assert live.live_engine.startswith("LiteRT")
+    logits, features = live.logits_and_features(pair)
+    np.testing.assert_allclose(logits, model(pair, training=False).numpy(), atol=1e-4)
+    np.testing.assert_allclose(features, hidden.numpy(), atol=1e-4)
+    assert live.predict(np.zeros((5, 28, 28))).shape == (5, 10)   # other sizes: the session
+    # Without LiteRT the demo still runs, on the session, and says so.
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    fallback = FrozenModel(path, live=True)
+    assert fallback.live_engine.startswith("TensorFlow session (LiteRT cannot run it")
+    np.testing.assert_allclose(fallback.logits_and_features(pair)[0], logits, atol=1e-4)
 
 
 def test_calibrate_fits_the_temperature_and_a_novelty_score_that_tells_noise_apart(tiny_run):

@@ -49,9 +49,11 @@ class Classifier:
         return not self.calibration.refused(probabilities, scores)[0]
 
 
-def load_classifier(model_path):
+def load_classifier(model_path, live=True):
     """Load the frozen graph and its calibration.json (imports TensorFlow, so call it off the
-    GUI thread). Raises fmnist_app.inference.ModelError with a one-line message."""
+    GUI thread). live=False keeps the two views on the TensorFlow session instead of LiteRT
+    (FrozenModel), for comparison. Raises fmnist_app.inference.ModelError with a one-line
+    message."""
     from fmnist_app.tf_quiet import tf
     try:
         # The two views of a frame run as one batch of 2, which two threads finish sooner
@@ -62,7 +64,7 @@ def load_classifier(model_path):
     except RuntimeError:
         pass    # TensorFlow already ran in this process (tests): its thread pools stay
     from fmnist_app.inference import FrozenModel, ModelError
-    model = FrozenModel(model_path)
+    model = FrozenModel(model_path, live=live)
     try:
         return Classifier(model, load_for(model_path))
     except CalibrationError as err:
