@@ -366,6 +366,7 @@ def test_the_model_picker_switches_models_live(qtbot, open_window, clip, tiny_mo
     # A fresh export has no calibration.json: the line says so and how to make one.
     assert "never says" in window.model_line.text() and "fmnist_app.calibrate" in \
         window.model_line.text()
+    assert "session" not in window.model_line.text()       # it runs on LiteRT, as it should
     wait_for_results(qtbot, window, 2)
 
 

@@ -17,6 +17,7 @@ from fmnist_app import calibrate, calibration, train
 from fmnist_app import config as config_module
 from fmnist_app.export import export_frozen_graph
 from fmnist_app.inference import FrozenModel, ModelError
+from fmnist_app.live.pipeline import engine_note
 from fmnist_app.machine import cpu_model, has_native_bfloat16
 from fmnist_app.models import create_model
 
@@ -98,7 +99,7 @@ def test_the_demos_batch_of_two_runs_on_litert_with_the_same_answers(tmp_path, m
     pair = np.random.default_rng(2).integers(0, 256, (2, 28, 28, 1)).astype(np.float32)
     hidden = tf.keras.Model(model.input, model.get_layer("logits").input)(pair, training=False)
     live = FrozenModel(path, live=True)
-    assert live.live_engine.startswith("LiteRT")
+    assert live.live_engine.startswith("LiteRT") and engine_note(live) == ""
     logits, features = live.logits_and_features(pair)
     np.testing.assert_allclose(logits, model(pair, training=False).numpy(), atol=1e-4)
     np.testing.assert_allclose(features, hidden.numpy(), atol=1e-4)
@@ -107,6 +108,7 @@ def test_the_demos_batch_of_two_runs_on_litert_with_the_same_answers(tmp_path, m
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
     fallback = FrozenModel(path, live=True)
     assert fallback.live_engine.startswith("TensorFlow session (LiteRT cannot run it")
+    assert "half as fast" in engine_note(fallback)             # the window's model line says so
     np.testing.assert_allclose(fallback.logits_and_features(pair)[0], logits, atol=1e-4)
 
 

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
 from fmnist_app.inference import ModelError
-from fmnist_app.live.pipeline import Pipeline, load_classifier, rejection_note
+from fmnist_app.live.pipeline import Pipeline, engine_note, load_classifier, rejection_note
 from fmnist_app.live.snapshot import SnapshotError, save_snapshot
 from fmnist_app.sources import FrameUnavailable, SourceError, list_cameras, open_source
 
@@ -197,9 +197,10 @@ class PipelineWorker(QObject):
         except ModelError as err:
             self.model_status.emit(f"no model, showing the picture only: {err}", True)
             return None
-        note = rejection_note(classifier.calibration)
-        self.model_status.emit(f"model: {self.model_path}" + (f" ({note})" if note else ""),
-                               False)
+        notes = [note for note in (rejection_note(classifier.calibration),
+                                   engine_note(classifier.model)) if note]
+        self.model_status.emit(f"model: {self.model_path}"
+                               + (f" ({'; '.join(notes)})" if notes else ""), False)
         return classifier
 
     def _open(self, spec):

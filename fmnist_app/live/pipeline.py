@@ -82,6 +82,13 @@ def rejection_note(calibration):
     return ""
 
 
+def engine_note(model):
+    """Nothing when the two views run on LiteRT; otherwise that the slower TensorFlow session
+    runs them, and why (FrozenModel.live_engine)."""
+    engine = model.live_engine
+    return "" if engine.startswith("LiteRT") else f"runs on the {engine}, about half as fast"
+
+
 def top_classes(probabilities, class_names, count=3):
     """[(class name, probability)] for the `count` most likely classes, best first."""
     best = np.argsort(probabilities)[::-1][:count]
