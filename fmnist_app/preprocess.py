@@ -110,9 +110,9 @@ def _fit_basis(size):
 
 
 def row_medians(rows):
-    """np.median(rows, axis=1) of a 2-D array, from one partition: the frame's dozen
-    medians are over a few thousand values each, where np.median's own bookkeeping costs
-    as much as the sorting (perf/preprocess_speed.py)."""
+    """np.median(rows, axis=1) of a 2-D array, from one partition. A frame takes a dozen
+    medians of a few thousand values each, where np.median's general machinery around the
+    partition was a large part of their cost (python perf/demo_pipeline.py --profile 20)."""
     middle, odd = divmod(rows.shape[1], 2)
     if odd:
         return np.partition(rows, middle, axis=1)[:, middle]
