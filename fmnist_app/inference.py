@@ -146,32 +146,36 @@ class FrozenModel:
 
     def _live_runner(self):
         """(LiteRT runner for batches of LIVE_BATCH, engine description), or (None, why not)."""
+        probe = np.random.default_rng(0).uniform(0, 255, [LIVE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1])
+        probe = probe.astype(np.float32)
         try:
-            from fmnist_app.tf_quiet import quiet_stderr
-            with quiet_stderr():    # the converter and the interpreter log to stderr in C++
-                from ai_edge_litert.interpreter import Interpreter
-                converter = self._tf.compat.v1.lite.TFLiteConverter.from_session(
-                    self._session, [self._input], self._outputs)
-                interpreter = Interpreter(model_content=converter.convert(), num_threads=2)
-                (input_detail,) = interpreter.get_input_details()
-                interpreter.resize_tensor_input(input_detail["index"],
-                                                [LIVE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1])
-                interpreter.allocate_tensors()
+            runner = self._convert_for_litert()
+            gap = float(np.abs(runner(probe)[0] - self._run(probe)[0]).max())
         # Any failure here (the converter's own ConverterError is not in TensorFlow's public
         # API) leaves a model that works: the session runs everything, and says why.
         except Exception as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             return None, f"TensorFlow session (LiteRT cannot run it: {reason})"
-        by_name = {detail["name"].split(":")[0]: detail["index"]
-                   for detail in interpreter.get_output_details()}
-        runner = LiteRunner(interpreter, input_detail["index"],
-                            [by_name[tensor.op.name] for tensor in self._outputs])
-        probe = np.random.default_rng(0).uniform(0, 255, [LIVE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1])
-        probe = probe.astype(np.float32)
-        gap = float(np.abs(runner(probe)[0] - self._run(probe)[0]).max())
         if gap > LIVE_TOLERANCE:
             return None, f"TensorFlow session (LiteRT's logits differ by {gap:.2g})"
         return runner, "LiteRT (XNNPACK, 2 threads)"
+
+    def _convert_for_litert(self):
+        """The session's graph as a LiteRT interpreter for batches of LIVE_BATCH."""
+        from fmnist_app.tf_quiet import quiet_stderr
+        with quiet_stderr():        # the converter and the interpreter log to stderr in C++
+            from ai_edge_litert.interpreter import Interpreter
+            converter = self._tf.compat.v1.lite.TFLiteConverter.from_session(
+                self._session, [self._input], self._outputs)
+            interpreter = Interpreter(model_content=converter.convert(), num_threads=2)
+            (input_detail,) = interpreter.get_input_details()
+            interpreter.resize_tensor_input(input_detail["index"],
+                                            [LIVE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1])
+            interpreter.allocate_tensors()
+        by_name = {detail["name"].split(":")[0]: detail["index"]
+                   for detail in interpreter.get_output_details()}
+        return LiteRunner(interpreter, input_detail["index"],
+                          [by_name[tensor.op.name] for tensor in self._outputs])
 
     def _run(self, batch):
         """[logits, probabilities] (+ features when the graph has them) for one batch."""
