@@ -95,7 +95,7 @@ def read_graph_def(path):
 # The demo classifies a frame and its mirror: one batch of this size, every frame.
 LIVE_BATCH = 2
 # Largest logit difference between LiteRT and the session on the same images that still
-# counts as the same model (float32 kernels differ in rounding: ~1e-6 here).
+# counts as the same model (the two runtimes' float32 kernels differ only in rounding).
 LIVE_TOLERANCE = 1e-3
 
 
@@ -177,9 +177,14 @@ class FrozenModel:
         return LiteRunner(interpreter, input_detail["index"],
                           [by_name[tensor.op.name] for tensor in self._outputs])
 
+    @property
+    def on_litert(self):
+        """Whether batches of LIVE_BATCH run on LiteRT (see live_engine when not)."""
+        return self._live is not None
+
     def _run(self, batch):
         """[logits, probabilities] (+ features when the graph has them) for one batch."""
-        if self._live is not None and len(batch) == LIVE_BATCH:
+        if self.on_litert and len(batch) == LIVE_BATCH:
             return self._live(batch)
         return self._session.run(self._outputs, {self._input: batch})
 

@@ -197,18 +197,16 @@ def sharpen(image):
 @functools.lru_cache(maxsize=4)
 def _ring_sides(size):
     """For the ring pixels (in _fit_basis order): which side each lies on, 0..3 (top,
-    bottom, left, right; corners go to top/bottom), and how many pixels each side has."""
+    bottom, left, right; corners go to top/bottom)."""
     ring, _, _ = _fit_basis(size)
     ys, xs = np.nonzero(ring)
-    sides = np.select([ys < BORDER_WIDTH, ys >= size - BORDER_WIDTH, xs < BORDER_WIDTH],
-                      [0, 1, 2], 3)
-    return sides, np.bincount(sides, minlength=4)
+    return np.select([ys < BORDER_WIDTH, ys >= size - BORDER_WIDTH, xs < BORDER_WIDTH],
+                     [0, 1, 2], 3)
 
 
 def background_colours(ring_values, sides):
     """The relative colours (K, 3) that count as background: the fitted surface itself (0),
     plus each k-means cluster of the ring that is a pattern's colour rather than an object's.
-    `sides` is _ring_sides: each ring pixel's side, and the pixels per side.
 
     A patterned sofa puts its few colours all around the ring; a hand, a sleeve or a shadow
     sits on one or two sides. So a cluster counts only if it holds at least 15% of the ring
@@ -218,12 +216,11 @@ def background_colours(ring_values, sides):
     cv2.setRNGSeed(0)                      # same frame, same answer
     _, labels, centres = cv2.kmeans(ring_values.astype(np.float32), PATTERN_CLUSTERS, None,
                                     criteria, 1, cv2.KMEANS_PP_CENTERS)
-    side_of_pixel, side_sizes = sides
-    # shares[side, k]: the share of that side's pixels in cluster k.
-    shares = np.bincount(side_of_pixel * PATTERN_CLUSTERS + labels.ravel(),
+    # counts[side, k]: how many of that side's pixels are in cluster k.
+    counts = np.bincount(sides * PATTERN_CLUSTERS + labels.ravel(),
                          minlength=4 * PATTERN_CLUSTERS).reshape(4, PATTERN_CLUSTERS)
-    overall = shares.sum(axis=0) / len(side_of_pixel)
-    shares = shares / side_sizes[:, None]
+    overall = counts.sum(axis=0) / len(sides)
+    shares = counts / counts.sum(axis=1, keepdims=True)
     pattern = (overall >= 0.15) & np.all(shares >= 0.05, axis=0)
     return np.concatenate([np.zeros((1, 3), np.float32), centres[pattern]])
 

@@ -74,6 +74,12 @@ def perturbed_model():
     return model
 
 
+def hidden_layer(model, images):
+    """The Keras model's last hidden layer (the input of `logits`): the graph's `features`."""
+    return tf.keras.Model(model.input, model.get_layer("logits").input)(images,
+                                                                       training=False).numpy()
+
+
 def test_frozen_graph_matches_the_keras_model():
     model = perturbed_model()
     images = np.random.default_rng(1).integers(0, 256, (16, 28, 28, 1)).astype(np.float32)
@@ -84,10 +90,9 @@ def test_frozen_graph_matches_the_keras_model():
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     # `features` is the last hidden layer, the input of the logits layer.
-    hidden = tf.keras.Model(model.input, model.get_layer("logits").input)(images, training=False)
     _, features = frozen.logits_and_features(images)
     assert frozen.has_features
-    np.testing.assert_allclose(features, hidden.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(features, hidden_layer(model, images), rtol=1e-5, atol=1e-5)
     op_types = {node.op for node in tf.compat.v1.GraphDef.FromString(path.read_bytes()).node}
     assert "FusedBatchNormV3" not in op_types  # grappler folded batch norm away
     path.unlink()
@@ -97,16 +102,16 @@ def test_the_demos_batch_of_two_runs_on_litert_with_the_same_answers(tmp_path, m
     model = perturbed_model()
     path = export_frozen_graph(model, tmp_path / "live.pb")
     pair = np.random.default_rng(2).integers(0, 256, (2, 28, 28, 1)).astype(np.float32)
-    hidden = tf.keras.Model(model.input, model.get_layer("logits").input)(pair, training=False)
     live = FrozenModel(path, live=True)
-    assert live.live_engine.startswith("LiteRT") and engine_note(live) == ""
+    assert live.on_litert and live.live_engine.startswith("LiteRT") and engine_note(live) == ""
     logits, features = live.logits_and_features(pair)
     np.testing.assert_allclose(logits, model(pair, training=False).numpy(), atol=1e-4)
-    np.testing.assert_allclose(features, hidden.numpy(), atol=1e-4)
+    np.testing.assert_allclose(features, hidden_layer(model, pair), atol=1e-4)
     assert live.predict(np.zeros((5, 28, 28))).shape == (5, 10)   # other sizes: the session
     # Without LiteRT the demo still runs, on the session, and says so.
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
     fallback = FrozenModel(path, live=True)
+    assert not fallback.on_litert
     assert fallback.live_engine.startswith("TensorFlow session (LiteRT cannot run it")
     assert "half as fast" in engine_note(fallback)             # the window's model line says so
     np.testing.assert_allclose(fallback.logits_and_features(pair)[0], logits, atol=1e-4)

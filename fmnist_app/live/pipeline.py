@@ -85,8 +85,7 @@ def rejection_note(calibration):
 def engine_note(model):
     """Nothing when the two views run on LiteRT; otherwise that the slower TensorFlow session
     runs them, and why (FrozenModel.live_engine)."""
-    engine = model.live_engine
-    return "" if engine.startswith("LiteRT") else f"runs on the {engine}, about half as fast"
+    return "" if model.on_litert else f"runs on the {model.live_engine}, about half as fast"
 
 
 def top_classes(probabilities, class_names, count=3):
