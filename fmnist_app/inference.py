@@ -109,10 +109,10 @@ class FrozenModel:
     lets grappler run the convolutions and matmuls in bfloat16 (perf/reduced_precision.py).
 
     live=True (the demo) also converts the graph for LiteRT, TensorFlow's on-device runtime,
-    whose XNNPACK kernels answer the demo's batch of two in about half the session's time
+    whose XNNPACK kernels answer the demo's batch of two in 0.5-0.7 of the session's time
     (perf/demo_pipeline.py prints both); batches of LIVE_BATCH then go through it, all
     others through the session. If the conversion fails or the answers differ, the session
-    does everything and `live_engine` says why.
+    does everything and `live_problem` says why (`live_engine` names the engine either way).
     """
 
     def __init__(self, path, bfloat16=False, live=False):
@@ -138,14 +138,13 @@ class FrozenModel:
             self._outputs.append(graph.get_tensor_by_name(FEATURES_NAME + ":0"))
         self._session = tf.compat.v1.Session(graph=graph, config=config)
         self._tf = tf
-        self._live = None
-        self.live_engine = "TensorFlow session"
+        self._live, self.live_problem = None, ""
         self._check_outputs()
         if live:
-            self._live, self.live_engine = self._live_runner()
+            self._live, self.live_problem = self._live_runner()
 
     def _live_runner(self):
-        """(LiteRT runner for batches of LIVE_BATCH, engine description), or (None, why not)."""
+        """(LiteRT runner for batches of LIVE_BATCH, ""), or (None, why not)."""
         probe = np.random.default_rng(0).uniform(0, 255, [LIVE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1])
         probe = probe.astype(np.float32)
         try:
@@ -155,10 +154,10 @@ class FrozenModel:
         # API) leaves a model that works: the session runs everything, and says why.
         except Exception as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            return None, f"TensorFlow session (LiteRT cannot run it: {reason})"
+            return None, f"LiteRT cannot run it: {reason}"
         if gap > LIVE_TOLERANCE:
-            return None, f"TensorFlow session (LiteRT's logits differ by {gap:.2g})"
-        return runner, "LiteRT (XNNPACK, 2 threads)"
+            return None, f"LiteRT's logits differ by {gap:.2g}"
+        return runner, ""
 
     def _convert_for_litert(self):
         """The session's graph as a LiteRT interpreter for batches of LIVE_BATCH."""
@@ -179,8 +178,16 @@ class FrozenModel:
 
     @property
     def on_litert(self):
-        """Whether batches of LIVE_BATCH run on LiteRT (see live_engine when not)."""
+        """Whether batches of LIVE_BATCH run on LiteRT (live_problem says why not)."""
         return self._live is not None
+
+    @property
+    def live_engine(self):
+        """What runs batches of LIVE_BATCH, in words (with why, when LiteRT was wanted)."""
+        if self.on_litert:
+            return "LiteRT (XNNPACK, 2 threads)"
+        return f"TensorFlow session ({self.live_problem})" if self.live_problem else \
+            "TensorFlow session"
 
     def _run(self, batch):
         """[logits, probabilities] (+ features when the graph has them) for one batch."""

@@ -84,8 +84,11 @@ def rejection_note(calibration):
 
 def engine_note(model):
     """Nothing when the two views run on LiteRT; otherwise that the slower TensorFlow session
-    runs them, and why (FrozenModel.live_engine)."""
-    return "" if model.on_litert else f"runs on the {model.live_engine}, about half as fast"
+    runs them, and why (FrozenModel.live_problem)."""
+    if model.on_litert:
+        return ""
+    return "; ".join(part for part in ("runs on the slower TensorFlow session", model.live_problem)
+                     if part)
 
 
 def top_classes(probabilities, class_names, count=3):
