@@ -17,6 +17,7 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Config:
     MODEL: str = "resnet"
+    MEMBERS: int = 1                    # >1: an ensemble of this many MODELs, logits averaged
     LOSS: str = "ce"                    # ce | weighted_ce | focal
     FOCAL_GAMMA: float = 2.0
     FOCAL_ALPHA: float = 1.0
@@ -99,7 +100,7 @@ RANGES = {
     "WARMUP_STEPS": (0, None), "STEPS": (1, None), "EMA_DECAY": (0, 0.99999),
     "VALIDATION_SIZE": (0, 30000), "EVAL_EVERY": (1, None), "CHECKPOINT_EVERY": (1, None),
     "EARLY_STOPPING_PATIENCE": (0, None), "TRAIN_SUBSET": (0, 60000), "SEED": (0, 2**31 - 1),
-    "FREEZE_LAYERS": (0, None),
+    "FREEZE_LAYERS": (0, None), "MEMBERS": (1, 8),
 }
 
 

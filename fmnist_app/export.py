@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmnist_app.tf_quiet import keras, tf  # isort: skip (first, so TensorFlow starts quietly)
+from fmnist_app.tf_quiet import tf  # isort: skip (first, so TensorFlow starts quietly)
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 from tensorflow.python.grappler import tf_optimizer
@@ -22,13 +22,13 @@ from tensorflow.python.grappler import tf_optimizer
 from fmnist_app.dataset import GRAPH_FILENAME, IMAGE_SIZE
 from fmnist_app.files import write_atomically
 from fmnist_app.inference import FEATURES_NAME, INPUT_NAME, LOGITS_NAME, PROBABILITIES_NAME
+from fmnist_app.models import create_model, features_and_logits
 
 
 def frozen_graph_def(model):
     """The model's inference graph with weights as constants, optimised by grappler."""
     spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32, name=INPUT_NAME)
-    # Every registered model ends in a Dense layer named "logits" (models.classifier_head).
-    with_features = keras.Model(model.input, [model.get_layer(LOGITS_NAME).input, model.output])
+    with_features = features_and_logits(model)
 
     @tf.function(input_signature=[spec])
     def serve(pixels):
@@ -69,14 +69,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Export trained weights as a frozen graph.")
     parser.add_argument("--weights", required=True, help="a .weights.h5 file written by training")
     parser.add_argument("--model", required=True, help="the registered model name it belongs to")
+    parser.add_argument("--members", type=int, default=1,
+                        help="networks in the ensemble the weights are of (MEMBERS; default 1)")
     parser.add_argument("--out", required=True, help=f"where to write (e.g. .../{GRAPH_FILENAME})")
     args = parser.parse_args(argv)
     if Path(args.out).is_dir():
         sys.exit(f"error: --out {args.out} is a folder; give the file to write, e.g. "
                  f"{Path(args.out) / GRAPH_FILENAME}")
-    from fmnist_app.models import create_model
     try:
-        model = create_model(args.model)
+        model = create_model(args.model, args.members)
         model.load_weights(args.weights)
     except (ValueError, OSError) as err:
         sys.exit(f"error: cannot load {args.weights} into {args.model!r}: {err}")

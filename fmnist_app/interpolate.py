@@ -67,7 +67,7 @@ def main(argv=None):
 
     from fmnist_app.export import export_frozen_graph
     from fmnist_app.models import create_model
-    model = create_model(config.MODEL)
+    model = create_model(config.MODEL, config.MEMBERS)
     ends = {}
     for name, path in paths.items():
         model.load_weights(path)

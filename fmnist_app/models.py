@@ -12,6 +12,7 @@ from fmnist_app.tf_quiet import keras
 layers = keras.layers
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+LOGITS_NAME = "logits"             # every model's last layer
 
 
 def conv_bn(x, filters, kernel, strides=1, padding="same", relu=True):
@@ -26,7 +27,7 @@ def classifier_head(x, flatten=True):
     x = layers.Flatten()(x) if flatten else layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(128, use_bias=False)(x)
     x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
-    return layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)
+    return layers.Dense(NUM_CLASSES, dtype="float32", name=LOGITS_NAME)(x)
 
 
 # --------------------------------------------------------------------------- seed models
@@ -176,17 +177,53 @@ MODELS = {
 }
 
 
-def conv_and_dense_layers(model):
+def members(model):
+    """The networks of an ensemble (create_model with members > 1), else [model]."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
+
+
+def conv_and_dense_layers(network):
     """The layers with learnt weights other than batch norm, in model order (what
-    FREEZE_LAYERS counts)."""
-    return [layer for layer in model.layers
+    FREEZE_LAYERS counts, in each member of an ensemble)."""
+    return [layer for layer in network.layers
             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
 
 
-def create_model(name):
-    """Build registered model `name`; raw 0..255 pixels in, 10 logits out."""
+def _joined(inputs, networks):
+    """(members' last hidden layers side by side, mean of their logits) for `inputs`; each
+    network outputs (hidden, logits)."""
+    outputs = [network(inputs) for network in networks]
+    features = layers.Concatenate()([hidden for hidden, _ in outputs])
+    logits = layers.Average(dtype="float32", name=LOGITS_NAME)([out for _, out in outputs])
+    return features, logits
+
+
+def features_and_logits(model):
+    """A model with the same input and two outputs: the last hidden layer (of an ensemble,
+    its members' side by side) and the logits."""
+    networks = members(model)
+    if networks == [model]:
+        return keras.Model(model.input, [model.get_layer(LOGITS_NAME).input, model.output])
+    return keras.Model(model.input, list(_joined(model.input, networks)))
+
+
+def ensemble(networks, name):
+    """One model whose logits are the mean of `networks`' logits (each a registered model,
+    possibly trained). Networks trained apart make partly different mistakes, and their
+    mean cancels some of them; the shipped model is two fastnets (README, Results)."""
+    inputs = keras.Input(INPUT_SHAPE, name="pixels")
+    wrapped = [keras.Model(net.input, [net.get_layer(LOGITS_NAME).input, net.output],
+                           name=f"member_{index}") for index, net in enumerate(networks)]
+    return keras.Model(inputs, _joined(inputs, wrapped)[1], name=f"{name}_x{len(networks)}")
+
+
+def create_model(name, members=1):
+    """Build registered model `name` (or an ensemble of `members` of it, logits averaged);
+    raw 0..255 pixels in, 10 logits out."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    if members > 1:
+        return ensemble([create_model(name) for _ in range(members)], name)
     inputs = keras.Input(INPUT_SHAPE, name="pixels")
     x = layers.Rescaling(1.0 / 255)(inputs)
     return keras.Model(inputs, MODELS[name](x), name=name)

@@ -49,7 +49,7 @@ from fmnist_app.files import TEMP_SUFFIX, atomic_path, write_atomically
 from fmnist_app.inference import FrozenModel
 from fmnist_app.losses import create_loss
 from fmnist_app.machine import cpu_model, has_native_bfloat16
-from fmnist_app.models import conv_and_dense_layers, create_model
+from fmnist_app.models import conv_and_dense_layers, create_model, members
 from fmnist_app.optim import WeightAverage, make_optimizer
 from fmnist_app.outliers import make_outliers
 from fmnist_app.tf_quiet import keras, tf
@@ -323,7 +323,7 @@ def mix_in_extra(config, data):
 def build_state(config, strategy, checkpoint_dir):
     """Model, optimizer, moving average and counters, under the strategy's scope."""
     with strategy.scope():
-        model = create_model(config.MODEL)
+        model = create_model(config.MODEL, config.MEMBERS)
         if config.INIT_FROM:
             model.load_weights(init_weights_path(config.INIT_FROM))
         if config.FREEZE_BATCH_NORM:
@@ -350,9 +350,10 @@ def freeze_batch_norm(model):
     recipe): a fine-tune whose batches are partly the user's images keeps the statistics
     Fashion-MNIST was classified with, and each step skips the batch statistics (about a
     third faster here)."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+    for network in members(model):
+        for layer in network.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
 
 
 def freeze_first_layers(model, count):
@@ -360,12 +361,27 @@ def freeze_first_layers(model, count):
     above them, so a fine-tune's step is cheaper: with 7 of fastnet's 8 convolutions frozen
     the own-garments fine-tune runs about 3x faster (495-629 against 178-203 img/s in
     float32 on a CPU without bfloat16 units; docs/EXPERIMENTS.md)."""
-    weighted = conv_and_dense_layers(model)
-    if count >= len(weighted):
-        raise TrainingError(f"FREEZE_LAYERS {count} leaves nothing to train: {model.name} has "
-                            f"{len(weighted)} conv/dense layers; use at most {len(weighted) - 1}")
-    for layer in weighted[:count]:
-        layer.trainable = False
+    for network in members(model):
+        weighted = conv_and_dense_layers(network)
+        if count >= len(weighted):
+            raise TrainingError(f"FREEZE_LAYERS {count} leaves nothing to train: {model.name} "
+                                f"has {len(weighted)} conv/dense layers per network; use at "
+                                f"most {len(weighted) - 1}")
+        for layer in weighted[:count]:
+            layer.trainable = False
+
+
+def with_init_architecture(config):
+    """A run that starts from another's weights takes that run's MODEL and MEMBERS from its
+    config.json: a fine-tune's recipe then fits the shipped model, one network or several."""
+    path = Path(config.INIT_FROM) / "config.json"
+    if not config.INIT_FROM or not path.is_file():
+        return config
+    try:
+        started_from = config_module.load(path)
+    except config_module.ConfigError as err:
+        raise TrainingError(f"INIT_FROM {config.INIT_FROM}: {err}") from None
+    return dataclasses.replace(config, MODEL=started_from.MODEL, MEMBERS=started_from.MEMBERS)
 
 
 def init_weights_path(run_dir):
@@ -516,7 +532,7 @@ def fit(config, strategy, state, data, chief):
     else:
         writer, log_path = tf.summary.create_noop_writer(), os.devnull
     progress = Progress(config.STEPS, global_batch, start_step)
-    print(f"training {config.MODEL} ({state.model.count_params():,} parameters) for "
+    print(f"training {state.model.name} ({state.model.count_params():,} parameters) for "
           f"{config.STEPS} steps of {global_batch} ({strategy.num_replicas_in_sync} replica(s)) "
           f"on {len(data.train_labels)} images, {config.PRECISION}; "
           f"TensorBoard: tensorboard --logdir {config.OUTPUT_DIR}", flush=True)
@@ -567,7 +583,7 @@ def export_graph(config, state):
     """Freeze the best validation weights (picks_best_weights), else the final (averaged)
     weights, in float32."""
     keras.mixed_precision.set_global_policy("float32")
-    export_model = create_model(config.MODEL)
+    export_model = create_model(config.MODEL, config.MEMBERS)
     best = config.run_dir / "best.weights.h5"
     if picks_best_weights(config) and best.exists():
         export_model.load_weights(best)
@@ -598,6 +614,7 @@ def score_and_record(config, state, data, graph_path, global_batch, stopped_earl
                  "extra_held_out_accuracy": float(right.mean())}
     metrics = {
         "git_commit": git_commit(), "cpu": cpu_model(), "model": config.MODEL,
+        "members": config.MEMBERS,
         "parameters": state.model.count_params(), "seed": config.SEED, "steps": steps,
         "batch_size": global_batch, "replicas": global_batch // config.BATCH_SIZE,
         "train_images": int(len(data.train_labels)), "precision": config.PRECISION,
@@ -659,6 +676,7 @@ def train(config, resume=False):
     """config -> data -> model -> fit -> export; returns the metrics (the chief writes them)."""
     # The run records (config.json, metrics) and a resume see the precision that ran.
     config = dataclasses.replace(config, PRECISION=training_precision(config.PRECISION))
+    config = with_init_architecture(config)
     strategy = distribute.make_strategy(config.DISTRIBUTE)
     chief = distribute.is_chief(strategy)
     check_run_dir(config, resume, chief)

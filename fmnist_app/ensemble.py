@@ -1,0 +1,106 @@
+"""Join trained runs into one model whose logits are the mean of theirs.
+
+    python -m fmnist_app.ensemble output_dir/RUN_A output_dir/RUN_B --out output_dir/NEW
+
+Two networks trained apart make partly different mistakes, and averaging their logits
+cancels some of them: the shipped model is the camera-stage fastnet averaged with its twin
+that learnt from box-like outliers, which says "no garment" to a cushion where the first
+says "Bag" (README, Results). The runs must be of one registered model and hold out the same
+validation images (the same SEED, VALIDATION_SIZE and DATA_DIR), so that calibration fits
+the ensemble on images none of its members trained on. Writes a run folder like training
+does (model.weights.h5, frozen_inference_graph.pb, config.json with MEMBERS, metrics.json
+with each member's validation accuracy and the ensemble's), so `python -m
+fmnist_app.calibrate`, `benchmark.py`, the scene benchmark, the demo and a fine-tune
+(`--init-from`) take it as they take a trained run.
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_app.config import ConfigError
+from fmnist_app.config import load as load_config
+from fmnist_app.dataset import GRAPH_FILENAME, DatasetError
+from fmnist_app.files import write_atomically
+from fmnist_app.machine import cpu_model
+
+# What must agree between the runs: one architecture, and one held-out split to calibrate on.
+SHARED_KEYS = ("MODEL", "MEMBERS", "SEED", "VALIDATION_SIZE", "DATA_DIR")
+
+
+def member_configs(runs):
+    """The runs' configs, or a ConfigError naming the first key on which they differ."""
+    configs = [load_config(run / "config.json") for run in runs]
+    for key in SHARED_KEYS:
+        values = [getattr(config, key) for config in configs]
+        if len(set(values)) > 1:
+            each = ", ".join(f"{run}: {value!r}" for run, value in zip(runs, values))
+            raise ConfigError(f"the runs differ in {key} ({each}); join runs of one model that "
+                              "hold out the same validation images")
+    if configs[0].MEMBERS != 1:
+        raise ConfigError(f"{runs[0]} is already an ensemble (MEMBERS {configs[0].MEMBERS}); "
+                          "join the single runs it was made of")
+    return configs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="finished run folders (two or more)")
+    parser.add_argument("--out", type=Path, required=True, help="the new run folder to write")
+    args = parser.parse_args(argv)
+    from fmnist_app.train import WEIGHTS_FILENAME, git_commit
+    if len(args.runs) < 2:
+        sys.exit("error: give two or more run folders to join")
+    for run in args.runs:
+        if not (run / WEIGHTS_FILENAME).is_file():
+            sys.exit(f"error: no {WEIGHTS_FILENAME} in {run}; give finished run folders")
+    if args.out.exists():
+        sys.exit(f"error: {args.out} exists; a run folder is never overwritten, pass a new --out")
+    from fmnist_app.calibrate import splits
+    try:
+        configs = member_configs(args.runs)
+        _, (held_out_images, held_out_labels) = splits(args.runs[0])
+    except (ConfigError, DatasetError, OSError) as err:
+        sys.exit(f"error: {err}")
+    pixels = held_out_images.astype(np.float32)[..., None]
+
+    from fmnist_app.export import export_frozen_graph
+    from fmnist_app.models import create_model, ensemble
+
+    def validation_accuracy(model):
+        predicted = model.predict(pixels, batch_size=500, verbose=0).argmax(axis=1)
+        return float(np.mean(predicted == held_out_labels))
+
+    networks, accuracies = [], {}
+    for run in args.runs:
+        network = create_model(configs[0].MODEL)
+        network.load_weights(run / WEIGHTS_FILENAME)
+        networks.append(network)
+        accuracies[str(run)] = validation_accuracy(network)
+        print(f"{run}: validation accuracy {100 * accuracies[str(run)]:.2f}%")
+    joined = ensemble(networks, configs[0].MODEL)
+    joined_accuracy = validation_accuracy(joined)
+    print(f"ensemble: validation accuracy {100 * joined_accuracy:.2f}%")
+
+    args.out.mkdir(parents=True)
+    joined.save_weights(args.out / WEIGHTS_FILENAME)
+    graph = export_frozen_graph(joined, args.out / GRAPH_FILENAME)
+    config = dataclasses.replace(configs[0], MEMBERS=len(networks), MODEL_DIR=args.out.name,
+                                 OUTPUT_DIR=str(args.out.parent))
+    write_atomically(config.to_json().encode(), args.out / "config.json")
+    metrics = {"git_commit": git_commit(), "cpu": cpu_model(), "model": config.MODEL,
+               "members": len(networks), "parameters": joined.count_params(),
+               "seed": config.SEED, "joined": [str(run) for run in args.runs],
+               "validation_accuracy": joined_accuracy,
+               "validation_accuracy_by_member": accuracies, "frozen_graph": str(graph)}
+    write_atomically((json.dumps(metrics, indent=2) + "\n").encode(), args.out / "metrics.json")
+    print(f"wrote {graph}\nfor the demo's \"no garment\": python -m fmnist_app.calibrate "
+          f"{args.out}")
+
+
+if __name__ == "__main__":
+    main()
