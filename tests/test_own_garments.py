@@ -144,6 +144,34 @@ def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, 
     assert probabilities.shape == (10,) and novelty is None      # not calibrated yet
 
 
+def test_fine_tune_of_an_ensemble_trains_each_member_above_its_frozen_layers(fake_data_dir,
+                                                                             tmp_path):
+    from fmnist_app import train
+    from fmnist_app.models import conv_and_dense_layers, create_model, members
+    start = tmp_path / "pair"
+    start.mkdir()
+    base = tiny_config(fake_data_dir, tmp_path, MEMBERS=2)
+    (start / "config.json").write_text(base.to_json())
+    create_model(base.MODEL, members=2).save_weights(start / train.WEIGHTS_FILENAME)
+    # The fine-tune's recipe names another model: the architecture comes from INIT_FROM.
+    tuned = tiny_config(fake_data_dir, tmp_path, MODEL="fastnet", MODEL_DIR="tuned", STEPS=6,
+                        EVAL_EVERY=6, CHECKPOINT_EVERY=6, INIT_FROM=str(start),
+                        FREEZE_BATCH_NORM=True, FREEZE_LAYERS=2)
+    metrics = train.train(tuned)
+    assert metrics["model"] == base.MODEL and metrics["members"] == 2
+    models = {}
+    for name, folder in (("start", start), ("tuned", tuned.run_dir)):
+        models[name] = create_model(base.MODEL, members=2)
+        models[name].load_weights(folder / train.WEIGHTS_FILENAME)
+    for before, after in zip(*(members(models[name]) for name in ("start", "tuned"))):
+        layers_before, layers_after = conv_and_dense_layers(before), conv_and_dense_layers(after)
+        for index, (old, new) in enumerate(zip(layers_before, layers_after)):
+            # Frozen weights go through the moving average too: equal up to its rounding.
+            same = all(np.allclose(a, b, rtol=1e-6) for a, b in zip(old.get_weights(),
+                                                                    new.get_weights()))
+            assert same == (index < 2), (before.name, old.name)
+
+
 def test_freezing_every_layer_is_refused_with_the_limit():
     from fmnist_app import train
     from fmnist_app.models import conv_and_dense_layers, create_model

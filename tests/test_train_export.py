@@ -252,6 +252,54 @@ def test_interpolate_between_untrained_and_trained_weights_writes_a_run(tiny_run
         interpolate.main([str(cfg.run_dir), "--start", str(start), "--out", str(out)])
 
 
+def untrained_twin(run_dir, folder):
+    """A run folder beside `run_dir` with its config and fresh (untrained) weights."""
+    folder.mkdir()
+    (folder / "config.json").write_text((run_dir / "config.json").read_text())
+    cfg = config_module.load(run_dir / "config.json")
+    create_model(cfg.MODEL).save_weights(folder / train.WEIGHTS_FILENAME)
+    return folder
+
+
+def test_ensemble_of_two_runs_averages_their_logits_in_one_graph(tiny_run, tmp_path, capsys):
+    from fmnist_app import ensemble
+    cfg, _ = tiny_run
+    twin = untrained_twin(cfg.run_dir, tmp_path / "twin")
+    out = tmp_path / "pair"
+    ensemble.main([str(cfg.run_dir), str(twin), "--out", str(out)])
+    joined = config_module.load(out / "config.json")
+    assert joined.MEMBERS == 2 and joined.MODEL == cfg.MODEL and joined.SEED == cfg.SEED
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["members"] == 2 and metrics["joined"] == [str(cfg.run_dir), str(twin)]
+    assert metrics["validation_accuracy_by_member"][str(twin)] < 0.3      # untrained: chance
+    images = np.random.default_rng(0).uniform(0, 255, (6, 28, 28, 1)).astype(np.float32)
+    first = create_model(cfg.MODEL)
+    first.load_weights(cfg.run_dir / train.WEIGHTS_FILENAME)
+    second = create_model(cfg.MODEL)
+    second.load_weights(twin / train.WEIGHTS_FILENAME)
+    logits, features = FrozenModel(out / "frozen_inference_graph.pb").logits_and_features(images)
+    expected = (first(images, training=False) + second(images, training=False)) / 2
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    assert features.shape == (6, 2 * hidden_layer(first, images).shape[1])
+    # The weights file is a run's: it loads into create_model with MEMBERS, for a fine-tune.
+    pair = create_model(cfg.MODEL, members=2)
+    pair.load_weights(out / train.WEIGHTS_FILENAME)
+    np.testing.assert_allclose(pair(images, training=False), expected, atol=1e-5)
+    with pytest.raises(SystemExit, match="exists"):                # never overwrites a run
+        ensemble.main([str(cfg.run_dir), str(twin), "--out", str(out)])
+
+
+def test_ensemble_refuses_runs_that_hold_out_different_images(tiny_run, tmp_path):
+    from fmnist_app import ensemble
+    cfg, _ = tiny_run
+    twin = untrained_twin(cfg.run_dir, tmp_path / "twin")
+    values = json.loads((twin / "config.json").read_text())
+    (twin / "config.json").write_text(json.dumps({**values, "SEED": cfg.SEED + 1}))
+    with pytest.raises(SystemExit, match="the runs differ in SEED"):
+        ensemble.main([str(cfg.run_dir), str(twin), "--out", str(tmp_path / "pair")])
+    assert not (tmp_path / "pair").exists()
+
+
 ZEN2_CPUINFO = {"model name": "AMD EPYC", "cpu family": "23", "model": "49",
                 "flags": "fpu sse2 avx avx2 fma"}
 ZEN4_CPUINFO = {"model name": "AMD EPYC", "cpu family": "25", "model": "17",
