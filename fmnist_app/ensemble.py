@@ -16,17 +16,12 @@ fmnist_app.calibrate`, `benchmark.py`, the scene benchmark, the demo and a fine-
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from fmnist_app import derived_run
 from fmnist_app.config import ConfigError
 from fmnist_app.config import load as load_config
-from fmnist_app.dataset import GRAPH_FILENAME, DatasetError
-from fmnist_app.files import write_atomically
-from fmnist_app.machine import cpu_model
 
 # What must agree between the runs: one architecture, and one held-out split to calibrate on.
 SHARED_KEYS = ("MODEL", "MEMBERS", "SEED", "VALIDATION_SIZE", "DATA_DIR")
@@ -52,54 +47,35 @@ def main(argv=None):
     parser.add_argument("runs", type=Path, nargs="+", help="finished run folders (two or more)")
     parser.add_argument("--out", type=Path, required=True, help="the new run folder to write")
     args = parser.parse_args(argv)
-    from fmnist_app.train import WEIGHTS_FILENAME, git_commit
     if len(args.runs) < 2:
         sys.exit("error: give two or more run folders to join")
-    for run in args.runs:
-        if not (run / WEIGHTS_FILENAME).is_file():
-            sys.exit(f"error: no {WEIGHTS_FILENAME} in {run}; give finished run folders")
-    if args.out.exists():
-        sys.exit(f"error: {args.out} exists; a run folder is never overwritten, pass a new --out")
-    from fmnist_app.calibrate import splits
+    derived_run.check_folders({run: "a run to join" for run in args.runs}, args.out)
     try:
         configs = member_configs(args.runs)
-        _, (held_out_images, held_out_labels) = splits(args.runs[0])
-    except (ConfigError, DatasetError, OSError) as err:
+    except (ConfigError, OSError) as err:
         sys.exit(f"error: {err}")
-    pixels = held_out_images.astype(np.float32)[..., None]
+    validation = derived_run.held_out(args.runs[0])
 
-    from fmnist_app.export import export_frozen_graph
     from fmnist_app.models import create_model, ensemble
-
-    def validation_accuracy(model):
-        predicted = model.predict(pixels, batch_size=500, verbose=0).argmax(axis=1)
-        return float(np.mean(predicted == held_out_labels))
-
+    from fmnist_app.train import WEIGHTS_FILENAME
     networks, accuracies = [], {}
     for run in args.runs:
         network = create_model(configs[0].MODEL)
         network.load_weights(run / WEIGHTS_FILENAME)
         networks.append(network)
-        accuracies[str(run)] = validation_accuracy(network)
+        accuracies[str(run)] = derived_run.validation_accuracy(network, validation)
         print(f"{run}: validation accuracy {100 * accuracies[str(run)]:.2f}%")
     joined = ensemble(networks, configs[0].MODEL)
-    joined_accuracy = validation_accuracy(joined)
+    joined_accuracy = derived_run.validation_accuracy(joined, validation)
     print(f"ensemble: validation accuracy {100 * joined_accuracy:.2f}%")
 
-    args.out.mkdir(parents=True)
-    joined.save_weights(args.out / WEIGHTS_FILENAME)
-    graph = export_frozen_graph(joined, args.out / GRAPH_FILENAME)
     config = dataclasses.replace(configs[0], MEMBERS=len(networks), MODEL_DIR=args.out.name,
                                  OUTPUT_DIR=str(args.out.parent))
-    write_atomically(config.to_json().encode(), args.out / "config.json")
-    metrics = {"git_commit": git_commit(), "cpu": cpu_model(), "model": config.MODEL,
-               "members": len(networks), "parameters": joined.count_params(),
-               "seed": config.SEED, "joined": [str(run) for run in args.runs],
-               "validation_accuracy": joined_accuracy,
-               "validation_accuracy_by_member": accuracies, "frozen_graph": str(graph)}
-    write_atomically((json.dumps(metrics, indent=2) + "\n").encode(), args.out / "metrics.json")
-    print(f"wrote {graph}\nfor the demo's \"no garment\": python -m fmnist_app.calibrate "
-          f"{args.out}")
+    graph = derived_run.write(joined, args.out, config.to_json(), {
+        "model": config.MODEL, "members": len(networks), "parameters": joined.count_params(),
+        "seed": config.SEED, "joined": [str(run) for run in args.runs],
+        "validation_accuracy": joined_accuracy, "validation_accuracy_by_member": accuracies})
+    print(f"wrote {graph}\n{derived_run.next_step(args.out)}")
 
 
 if __name__ == "__main__":

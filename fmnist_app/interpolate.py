@@ -15,18 +15,12 @@ benchmark and the demo take it as they take a trained run.
 """
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from fmnist_app import derived_run
 from fmnist_app.config import ConfigError
 from fmnist_app.config import load as load_config
-from fmnist_app.dataset import GRAPH_FILENAME, DatasetError
-from fmnist_app.files import write_atomically
-from fmnist_app.machine import cpu_model
 
 ALPHAS = tuple(round(0.1 * step, 1) for step in range(11))      # 0.0 (start) ... 1.0 (tuned)
 
@@ -48,53 +42,36 @@ def main(argv=None):
                         help="the folder of the weights it started from (its INIT_FROM)")
     parser.add_argument("--out", type=Path, required=True, help="the new run folder to write")
     args = parser.parse_args(argv)
-    from fmnist_app.train import WEIGHTS_FILENAME, git_commit
-    paths = {"tuned": args.tuned / WEIGHTS_FILENAME, "start": args.start / WEIGHTS_FILENAME}
-    for name, path in paths.items():
-        if not path.is_file():
-            sys.exit(f"error: no {WEIGHTS_FILENAME} in {path.parent} ("
-                     f"{'--start' if name == 'start' else 'the fine-tuned run'}); give a "
-                     "finished run's folder")
-    if args.out.exists():
-        sys.exit(f"error: {args.out} exists; a run folder is never overwritten, pass a new --out")
-    from fmnist_app.calibrate import splits
+    derived_run.check_folders({args.tuned: "the fine-tuned run", args.start: "--start"},
+                              args.out)
     try:
         config = load_config(args.tuned / "config.json")
-        _, (held_out_images, held_out_labels) = splits(args.tuned)
-    except (ConfigError, DatasetError, OSError) as err:
+    except (ConfigError, OSError) as err:
         sys.exit(f"error: {err}")
-    pixels = held_out_images.astype(np.float32)[..., None]
+    validation = derived_run.held_out(args.tuned)
 
-    from fmnist_app.export import export_frozen_graph
     from fmnist_app.models import create_model
+    from fmnist_app.train import WEIGHTS_FILENAME
     model = create_model(config.MODEL, config.MEMBERS)
     ends = {}
-    for name, path in paths.items():
-        model.load_weights(path)
-        ends[name] = model.get_weights()
+    for end, folder in (("start", args.start), ("tuned", args.tuned)):
+        model.load_weights(folder / WEIGHTS_FILENAME)
+        ends[end] = model.get_weights()
     accuracies = {}
     for alpha in ALPHAS:
         model.set_weights(mixed(ends["start"], ends["tuned"], alpha))
-        predicted = model.predict(pixels, batch_size=500, verbose=0).argmax(axis=1)
-        accuracies[alpha] = float(np.mean(predicted == held_out_labels))
+        accuracies[alpha] = derived_run.validation_accuracy(model, validation)
         print(f"alpha {alpha:.1f}: validation accuracy {100 * accuracies[alpha]:.2f}%")
     alpha = choose_alpha(accuracies)
     model.set_weights(mixed(ends["start"], ends["tuned"], alpha))
 
-    args.out.mkdir(parents=True)
-    model.save_weights(args.out / WEIGHTS_FILENAME)
-    graph = export_frozen_graph(model, args.out / GRAPH_FILENAME)
-    shutil.copy(args.tuned / "config.json", args.out / "config.json")
-    metrics = {"git_commit": git_commit(), "cpu": cpu_model(), "model": config.MODEL,
-               "seed": config.SEED, "interpolated": {"tuned": str(args.tuned),
-                                                      "start": str(args.start)},
-               "alpha": alpha, "validation_accuracy": accuracies[alpha],
-               "validation_accuracy_by_alpha": {f"{a:.1f}": v for a, v in accuracies.items()},
-               "frozen_graph": str(graph)}
-    write_atomically((json.dumps(metrics, indent=2) + "\n").encode(), args.out / "metrics.json")
+    graph = derived_run.write(model, args.out, (args.tuned / "config.json").read_text(), {
+        "model": config.MODEL, "seed": config.SEED,
+        "interpolated": {"tuned": str(args.tuned), "start": str(args.start)},
+        "alpha": alpha, "validation_accuracy": accuracies[alpha],
+        "validation_accuracy_by_alpha": {f"{a:.1f}": v for a, v in accuracies.items()}})
     print(f"alpha {alpha:.1f} (the largest with validation accuracy >= the start's "
-          f"{100 * accuracies[0.0]:.2f}%): wrote {graph}\n"
-          f"for the demo's \"no garment\": python -m fmnist_app.calibrate {args.out}")
+          f"{100 * accuracies[0.0]:.2f}%): wrote {graph}\n{derived_run.next_step(args.out)}")
 
 
 if __name__ == "__main__":

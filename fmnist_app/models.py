@@ -198,13 +198,14 @@ def _joined(inputs, networks):
     return features, logits
 
 
-def features_and_logits(model):
+def features_and_logits(model, name=None):
     """A model with the same input and two outputs: the last hidden layer (of an ensemble,
     its members' side by side) and the logits."""
     networks = members(model)
     if networks == [model]:
-        return keras.Model(model.input, [model.get_layer(LOGITS_NAME).input, model.output])
-    return keras.Model(model.input, list(_joined(model.input, networks)))
+        return keras.Model(model.input, [model.get_layer(LOGITS_NAME).input, model.output],
+                           name=name)
+    return keras.Model(model.input, list(_joined(model.input, networks)), name=name)
 
 
 def ensemble(networks, name):
@@ -212,8 +213,9 @@ def ensemble(networks, name):
     possibly trained). Networks trained apart make partly different mistakes, and their
     mean cancels some of them; the shipped model is two fastnets (README, Results)."""
     inputs = keras.Input(INPUT_SHAPE, name="pixels")
-    wrapped = [keras.Model(net.input, [net.get_layer(LOGITS_NAME).input, net.output],
-                           name=f"member_{index}") for index, net in enumerate(networks)]
+    # The member names are part of every ensemble's weights file: keep them.
+    wrapped = [features_and_logits(network, name=f"member_{index}")
+               for index, network in enumerate(networks)]
     return keras.Model(inputs, _joined(inputs, wrapped)[1], name=f"{name}_x{len(networks)}")
 
 
