@@ -41,8 +41,6 @@ class Config:
     EXTRA_DATA_DIR: str = ""            # your own labelled images (window keys 0-9), mixed in
     EXTRA_SHARE: float = 0.1            # ... as this share of the training examples
     EXTRA_HOLDOUT: float = 0.5          # ... after holding this share of them out to measure
-    EXTRA_CROP_VIEWS: int = 0           # ... and this many new views of each one trained on,
-                                        # re-made from its saved crop (crop_variants.py)
     FREEZE_BATCH_NORM: bool = False     # keep INIT_FROM's batch-norm statistics and scales
     FREEZE_LAYERS: int = 0              # ... and the first N conv/dense layers' weights
     BATCH_SIZE: int = 64                # per replica; global = BATCH_SIZE x replicas
@@ -102,7 +100,7 @@ RANGES = {
     "WARMUP_STEPS": (0, None), "STEPS": (1, None), "EMA_DECAY": (0, 0.99999),
     "VALIDATION_SIZE": (0, 30000), "EVAL_EVERY": (1, None), "CHECKPOINT_EVERY": (1, None),
     "EARLY_STOPPING_PATIENCE": (0, None), "TRAIN_SUBSET": (0, 60000), "SEED": (0, 2**31 - 1),
-    "FREEZE_LAYERS": (0, None), "MEMBERS": (1, 8), "EXTRA_CROP_VIEWS": (0, 100),
+    "FREEZE_LAYERS": (0, None), "MEMBERS": (1, 8),
 }
 
 

@@ -299,9 +299,9 @@ def mix_in_extra(config, data):
     """Add the user's labelled images: EXTRA_HOLDOUT of each class held out to measure on,
     the rest repeated until they are EXTRA_SHARE of the training examples (a few dozen
     images would otherwise be lost among 57,000)."""
-    from fmnist_app.live.collect import CollectError, read_examples_and_crops
+    from fmnist_app.live.collect import CollectError, read_examples
     try:
-        images, labels, skipped, crops = read_examples_and_crops(config.EXTRA_DATA_DIR)
+        images, labels, skipped = read_examples(config.EXTRA_DATA_DIR)
     except CollectError as err:
         raise TrainingError(str(err)) from None
     for path, why in skipped:
@@ -310,21 +310,11 @@ def mix_in_extra(config, data):
         raise TrainingError(f"EXTRA_DATA_DIR {config.EXTRA_DATA_DIR} holds {len(images)} usable "
                             "images; save some with the window's 0-9 keys first")
     held_out, kept = extra_split(labels, config.EXTRA_HOLDOUT, config.SEED)
-    yours, your_labels, views = images[kept], labels[kept], ""
-    if config.EXTRA_CROP_VIEWS:
-        from fmnist_app.crop_variants import make_crop_views
-        started = time.time()
-        more, more_labels = make_crop_views([crops[i] for i in kept], your_labels,
-                                            config.EXTRA_CROP_VIEWS, config.SEED)
-        yours = np.concatenate([yours, more])
-        your_labels = np.concatenate([your_labels, more_labels])
-        views = (f" and {len(more)} new views of them from their crops "
-                 f"({time.time() - started:.0f} s)")
     repeats = max(1, round(config.EXTRA_SHARE * len(data.train_labels)
-                           / ((1 - config.EXTRA_SHARE) * max(len(yours), 1))))
-    print(f"your images: {len(kept)} to train on{views} (x{repeats}), {len(held_out)} held out")
-    extra_labels = np.tile(your_labels, repeats).astype(data.train_labels.dtype)
-    data.train_images = np.concatenate([data.train_images, np.tile(yours, (repeats, 1, 1))])
+                           / ((1 - config.EXTRA_SHARE) * max(len(kept), 1))))
+    print(f"your images: {len(kept)} to train on (x{repeats}), {len(held_out)} held out")
+    extra_labels = np.tile(labels[kept], repeats).astype(data.train_labels.dtype)
+    data.train_images = np.concatenate([data.train_images, np.tile(images[kept], (repeats, 1, 1))])
     data.train_labels = np.concatenate([data.train_labels, extra_labels])
     data.extra_held_out = (images[held_out], labels[held_out])
     return data

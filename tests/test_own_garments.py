@@ -14,13 +14,7 @@ import demo_program
 from conftest import ROOT
 from fmnist_app import scenes
 from fmnist_app.dataset import CLASS_NAMES, load_split
-from fmnist_app.live.collect import (
-    class_folder,
-    counts,
-    read_examples,
-    read_examples_and_crops,
-    remove_example,
-)
+from fmnist_app.live.collect import class_folder, counts, read_examples, remove_example
 from fmnist_app.live.pipeline import load_classifier
 
 
@@ -66,60 +60,6 @@ def test_no_gui_collects_the_labelled_frames(clip_and_labels, tiny_model, tmp_pa
     assert skipped == []
     remove_example(next((collected / class_folder(int(labels[0]))).glob("2*[0-9].png")))
     assert sum(counts(collected)) == 29
-
-
-@pytest.fixture(scope="module")
-def collected(clip_and_labels, tiny_model, tmp_path_factory):
-    """The folder --no-gui collects from the clip: 30 examples, each with its crop."""
-    clip, labels_csv, _ = clip_and_labels
-    folder = tmp_path_factory.mktemp("collected") / "mine"
-    demo_program.main(["--no-gui", "--video", str(clip), "--model", str(tiny_model),
-                       "--predictions", str(folder.parent / "rows.csv"),
-                       "--labels", str(labels_csv), "--collect-dir", str(folder)])
-    return folder
-
-
-def test_new_views_of_your_crops_go_through_the_demo_preprocessing(collected):
-    from fmnist_app.crop_variants import make_crop_views
-    from fmnist_app.preprocess import FOUND, analyse_crop
-    images, labels, _, crops = read_examples_and_crops(collected)
-    assert len(crops) == len(images) == 30 and all(path.is_file() for path in crops)
-    # Each example's crop is its own: preprocessed as it was saved, it gives its 28x28 back.
-    again, outcome = analyse_crop(cv2.imread(str(crops[0]), cv2.IMREAD_COLOR))
-    assert outcome == FOUND and np.abs(again.astype(int) - images[0]).mean() < 3
-    views, view_labels = make_crop_views(crops[:6] + [None], labels[:7], 4, seed=3)
-    assert views.shape[1:] == (28, 28) and views.dtype == np.uint8
-    assert 18 <= len(views) <= 24                       # none from the missing crop
-    assert sorted(set(view_labels)) == sorted(set(labels[:6]))
-    # New views, not copies: each differs from its example, and is still like it.
-    first = views[view_labels == labels[0]][0].astype(float)
-    assert 1 < np.abs(first - images[0]).mean() < 40
-    assert np.corrcoef(first.ravel(), images[0].ravel().astype(float))[0, 1] > 0.7
-    same, _ = make_crop_views(crops[:6], labels[:6], 4, seed=3)
-    assert np.array_equal(same, views)                   # seeded: the same run, the same views
-
-
-def test_the_fine_tune_makes_views_only_of_the_images_it_trains_on(collected, fake_data_dir,
-                                                                   tmp_path, monkeypatch):
-    from fmnist_app import crop_variants, train
-    seen = []
-
-    def record(crop_paths, labels, count, seed):
-        seen.extend(crop_paths)
-        return np.zeros((len(crop_paths) * count, 28, 28), np.uint8), np.repeat(labels, count)
-
-    monkeypatch.setattr(crop_variants, "make_crop_views", record)
-    config = tiny_config(fake_data_dir, tmp_path, EXTRA_DATA_DIR=str(collected),
-                         EXTRA_SHARE=0.5, EXTRA_CROP_VIEWS=3)
-    data = train.load_data(config)
-    _, labels, _, crops = read_examples_and_crops(collected)
-    held_out, kept = train.extra_split(labels, config.EXTRA_HOLDOUT, config.SEED)
-    assert len(held_out) == len(data.extra_held_out[1]) > 0 and len(kept) > 0
-    assert seen == [crops[i] for i in kept]
-    # The pool of your images (those kept and three views of each) is half of the examples.
-    plain = train.load_data(tiny_config(fake_data_dir, tmp_path))
-    yours = len(data.train_labels) - len(plain.train_labels)
-    assert yours % (4 * len(kept)) == 0 and abs(yours / len(data.train_labels) - 0.5) < 0.05
 
 
 def test_a_bad_labels_file_is_one_line(tiny_model, clip_and_labels, tmp_path):

@@ -59,15 +59,11 @@ def save_example(folder, label, result, source_name):
     return target / f"{stamp}.png"
 
 
-def crop_path(png_path):
-    """Where save_example keeps the crop of the example whose 28x28 PNG is `png_path`."""
-    return png_path.with_name(png_path.stem + "_crop.png")
-
-
 def remove_example(png_path):
     """Undo: delete an example's three files."""
     png_path = Path(png_path)
-    for path in (png_path, crop_path(png_path), png_path.with_suffix(".json")):
+    for path in (png_path, png_path.with_name(png_path.stem + "_crop.png"),
+                 png_path.with_suffix(".json")):
         path.unlink(missing_ok=True)
 
 
@@ -87,20 +83,13 @@ def read_examples(folder):
     preprocessing. Files that are not images, and folders that are not classes, are skipped
     and reported, never fatal.
     """
-    images, labels, skipped, _ = read_examples_and_crops(folder)
-    return images, labels, skipped
-
-
-def read_examples_and_crops(folder):
-    """read_examples, plus the path of each example's camera crop (None where there is
-    none: a ready 28x28 image saved without one), for re-preprocessing it (crop_variants)."""
     from fmnist_app.preprocess import FOUND, analyse_crop
 
     folder = Path(folder)
     if not folder.is_dir():
         raise CollectError(f"image folder {folder} not found; give a folder with one "
                            "sub-folder per class (as the window's 0-9 keys make)")
-    images, labels, skipped, crops = [], [], [], []
+    images, labels, skipped = [], [], []
     for entry in sorted(folder.iterdir()):
         label = parse_class(entry.name)
         if label is None or not entry.is_dir():
@@ -118,7 +107,6 @@ def read_examples_and_crops(folder):
                 continue
             if image.shape == (28, 28) and image.dtype == np.uint8:
                 images.append(image)
-                crops.append(crop_path(path) if crop_path(path).is_file() else None)
             else:
                 try:
                     image28, outcome = analyse_crop(image)
@@ -129,8 +117,7 @@ def read_examples_and_crops(folder):
                     skipped.append((path, f"no garment found ({outcome})"))
                     continue
                 images.append(image28)
-                crops.append(path)
             labels.append(label)
     if not images:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), skipped, []
-    return np.stack(images), np.asarray(labels, np.int64), skipped, crops
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), skipped
+    return np.stack(images), np.asarray(labels, np.int64), skipped
