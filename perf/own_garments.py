@@ -49,7 +49,7 @@ def collect(folder, per_class, seed, shots, graph):
     """Render and save the stand-in folder, each garment in `shots` scenes (each under the
     next condition), keeping what the demo with `graph` finds in the box; returns the test
     index of every saved image, in the order `read_examples` reads them back (class folder,
-    then file name)."""
+    then file name), and the scene condition each was shot under."""
     images, labels = load_split("test")
     classifier = load_classifier(graph)
     rng = np.random.default_rng(seed)
@@ -64,8 +64,10 @@ def collect(folder, per_class, seed, shots, graph):
                     result = pipeline.process(frame, scenes.BOX_FRACTION)
                 if result.verdict not in (EMPTY, NOT_INSIDE):    # a user saves what they see
                     saved.append((save_example(folder, label, result, f"scene {condition}"),
-                                  index))
-    return np.asarray([index for _, index in sorted(saved)])
+                                  index, condition))
+    saved.sort()
+    return (np.asarray([index for _, index, _ in saved]),
+            np.asarray([condition for _, _, condition in saved]))
 
 
 def main():
@@ -87,7 +89,7 @@ def main():
     start_graph = args.model / GRAPH_FILENAME
     if not start_graph.is_file():
         sys.exit(f"error: no {GRAPH_FILENAME} in {args.model}; pass a finished run's folder")
-    source = collect(folder, args.per_class, args.seed, args.shots, start_graph)
+    source, shot_under = collect(folder, args.per_class, args.seed, args.shots, start_graph)
 
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "fmnist_app.train", "--config",
@@ -108,13 +110,16 @@ def main():
     # The ceiling: the held-out shots' own garments as clean test images, no camera between.
     clean = test_images[source[held_out]]
     unused = np.setdiff1d(np.arange(len(test_labels)), source)
-    rows = []
+    rows, errors_by_condition = [], []
     tuned = runs / "tuned" / GRAPH_FILENAME
     for name, graph in ((args.model.name, start_graph), ("fine-tuned", tuned)):
         model = FrozenModel(graph)
         own = model.predict(images[held_out]).argmax(axis=1)
         same_clean = model.predict(clean).argmax(axis=1)
         test = model.predict(test_images[unused]).argmax(axis=1)
+        errors_by_condition.append({condition: int(np.sum(
+            (own != labels[held_out]) & (shot_under[held_out] == condition)))
+            for condition in HARD_CONDITIONS})
         rows.append((name, np.mean(own == labels[held_out]),
                      np.mean(same_clean == labels[held_out]),
                      np.mean(test == test_labels[unused]),
@@ -131,6 +136,10 @@ def main():
     print(f"* the {len(unused)} test images not rendered into the folder")
     print("** the held-out images' own garments as clean Fashion-MNIST test images: "
           "the errors left with no camera in between")
+    print(f"\nheld-out errors by the scene they were shot in ({args.model.name} -> fine-tuned):")
+    for condition in HARD_CONDITIONS:
+        print(f"  {condition:30s} {np.sum(shot_under[held_out] == condition):4d} shots  "
+              f"{errors_by_condition[0][condition]:3d} -> {errors_by_condition[1][condition]:3d}")
     for name, _, _, _, pairs in rows:
         print(f"\n{name} on the held-out images: "
               + confused_pairs_table({"most_confused": pairs}))
