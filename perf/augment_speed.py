@@ -17,6 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data_input
+from fmnist_app.dataset import load_split
+from fmnist_app.machine import cpu_model
 
 
 def main():
@@ -26,7 +28,7 @@ def main():
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    images, labels = data_input.load_split("train")
+    images, labels = load_split("train")
     dataset = data_input.train_dataset(images, labels, args.batch, args.prob, seed=0)
     iterator = iter(dataset)
     for _ in range(20):  # trace the graph and fill the prefetch buffer
@@ -40,7 +42,7 @@ def main():
     rates.sort()
     print(f"augmented pipeline, AUGMENT_PROB={args.prob}, batch {args.batch}: "
           f"median {rates[len(rates) // 2]:,.0f} img/s (runs: "
-          + ", ".join(f"{r:,.0f}" for r in rates) + ")")
+          + ", ".join(f"{r:,.0f}" for r in rates) + f") on {cpu_model()}")
 
 
 if __name__ == "__main__":
