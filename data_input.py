@@ -162,8 +162,7 @@ def train_dataset(images, labels, batch_size, augment_prob, seed, erase_fill="no
     # Without tf.data's autotuning model: when the trainer let go of the stream after its last
     # step, the stream's destructor waited 50-60 s for that model's thread (py-spy: in
     # RootDataset::Iterator's destructor) in about half the fine-tunes, whose whole run takes
-    # two minutes. The pipeline is as fast without it (python perf/augment_speed.py), map
-    # then running one call per core.
+    # two minutes. The pipeline is as fast without it (python perf/augment_speed.py).
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.with_options(options)

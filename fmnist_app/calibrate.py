@@ -33,6 +33,11 @@ CALIBRATION_SEED = 20261122       # the scene benchmark uses others (perf/live_a
 NOVELTY_IMAGES = 20000            # training images the novelty score's statistics come from
 
 
+def next_step(run_dir):
+    """What to run after a run is written, so the demo can say "no garment" with it."""
+    return f"for the demo's \"no garment\": python -m fmnist_app.calibrate {run_dir}"
+
+
 def splits(run_dir):
     """((training images, labels), (held-out images, labels)) of the run, from its own
     config.json."""

@@ -57,7 +57,3 @@ def write(model, out, config_json, metrics):
     write_atomically((json.dumps(metrics, indent=2) + "\n").encode(), out / "metrics.json")
     return graph
 
-
-def next_step(out):
-    """The command that gives the new run its calibration (the demo's "no garment")."""
-    return f"for the demo's \"no garment\": python -m fmnist_app.calibrate {out}"

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from fmnist_app import derived_run
+from fmnist_app.calibrate import next_step
 from fmnist_app.config import ConfigError
 from fmnist_app.config import load as load_config
 
@@ -75,7 +76,7 @@ def main(argv=None):
         "model": config.MODEL, "members": len(networks), "parameters": joined.count_params(),
         "seed": config.SEED, "joined": [str(run) for run in args.runs],
         "validation_accuracy": joined_accuracy, "validation_accuracy_by_member": accuracies})
-    print(f"wrote {graph}\n{derived_run.next_step(args.out)}")
+    print(f"wrote {graph}\n{next_step(args.out)}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from fmnist_app import derived_run
+from fmnist_app.calibrate import next_step
 from fmnist_app.config import ConfigError
 from fmnist_app.config import load as load_config
 
@@ -71,7 +72,7 @@ def main(argv=None):
         "alpha": alpha, "validation_accuracy": accuracies[alpha],
         "validation_accuracy_by_alpha": {f"{a:.1f}": v for a, v in accuracies.items()}})
     print(f"alpha {alpha:.1f} (the largest with validation accuracy >= the start's "
-          f"{100 * accuracies[0.0]:.2f}%): wrote {graph}\n{derived_run.next_step(args.out)}")
+          f"{100 * accuracies[0.0]:.2f}%): wrote {graph}\n{next_step(args.out)}")
 
 
 if __name__ == "__main__":

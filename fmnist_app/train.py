@@ -630,7 +630,8 @@ def score_and_record(config, state, data, graph_path, global_batch, stopped_earl
     print(f"done: {steps} steps in {wall_seconds / 60:.1f} min; test accuracy "
           f"{100 * test_accuracy:.2f}%; graph {graph_path}")
     if config.VALIDATION_SIZE:
-        print(f"for the demo's \"no garment\": python -m fmnist_app.calibrate {config.run_dir}")
+        from fmnist_app.calibrate import next_step
+        print(next_step(config.run_dir))
     return metrics
 
 
