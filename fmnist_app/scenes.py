@@ -22,6 +22,7 @@ WIDTH, HEIGHT = 640, 480
 BOX_FRACTION = DEFAULT_BOX_FRACTION
 BOX = guide_box(WIDTH, HEIGHT, BOX_FRACTION)
 GARMENT_FRACTION = 0.75                  # garment side / box side when held "normally"
+LIGHT_WALL = (0.78, 0.95)                # grey level range of a plain light background
 SKIN_BGR = (0.42, 0.55, 0.78)
 
 
@@ -207,7 +208,7 @@ def dark_cloth(rng):
 
 
 def plain_light(image28, rng):
-    canvas = plain(grey(rng.uniform(0.78, 0.95)))
+    canvas = plain(grey(rng.uniform(*LIGHT_WALL)))
     colour, shading = dark_cloth(rng)
     place_garment(canvas, image28, colour, shading, rng.uniform(0.9, 1.05),
                   rng.uniform(-3, 3), rng.uniform(-8, 8, 2))
@@ -255,7 +256,7 @@ def low_contrast(image28, rng):
 
 def placement(image28, rng):
     """Off-centre by up to 12% of the box, turned up to 15 degrees, 0.6-1.3x the usual size."""
-    canvas = plain(grey(rng.uniform(0.78, 0.95)))
+    canvas = plain(grey(rng.uniform(*LIGHT_WALL)))
     colour, shading = dark_cloth(rng)
     place_garment(canvas, image28, colour, shading, rng.uniform(0.6, 1.3),
                   rng.uniform(-15, 15), rng.uniform(-0.12, 0.12, 2) * BOX.side)
@@ -264,7 +265,7 @@ def placement(image28, rng):
 
 def hand_at_edge(image28, rng):
     """Held by one hand whose fingers overlap the garment's side, arm out of the box."""
-    canvas = plain(grey(rng.uniform(0.78, 0.95)))
+    canvas = plain(grey(rng.uniform(*LIGHT_WALL)))
     colour, shading = dark_cloth(rng)
     garment = place_garment(canvas, image28, colour, shading, rng.uniform(0.9, 1.0),
                             rng.uniform(-3, 3), rng.uniform(-6, 6, 2))
