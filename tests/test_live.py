@@ -125,6 +125,21 @@ def test_an_ideal_camera_films_the_same_scene_without_noise_blur_or_jpeg(test_se
     assert frame_to_frame(ideal) <= 1 < 4 <= frame_to_frame(webcam)
 
 
+def test_sensor_noise_reaches_every_channel():
+    """A grey wall filmed twice: each of B, G and R carries the scene's noise sigma in
+    both the plain exposure and the webcam frames (OpenCV's randn, given one number, fills
+    the first channel only)."""
+    wall = scenes.plain(scenes.grey(0.5))
+    light = np.full((scenes.HEIGHT, scenes.WIDTH, 1), 200.0, np.float32)
+    exposed = scenes.expose(wall, light[..., 0], 6.0).astype(float)
+    scene = scenes.Scene(wall, light, blur_sigma=0.0, noise_sigma=6.0, jpeg_quality=None)
+    first, second = (frame.astype(float) for frame in
+                     scenes.frames(scene, 2, np.random.default_rng(0)))
+    for channel in range(3):
+        assert 5.0 < exposed[..., channel].std() < 7.0
+        assert 5.0 < (first - second)[..., channel].std() / np.sqrt(2) < 7.0
+
+
 # --------------------------------------------------------------------------- rejection
 
 class StubModel:
@@ -363,3 +378,24 @@ def test_real_photographs_are_refused_as_the_goal_asks():
     with_novelty = real_photos.accepted_share(real_photos.measure(shipped, sets))
     assert with_novelty <= 0.05
     assert with_novelty < real_photos.accepted_share(real_photos.measure(confidence_alone, sets))
+
+
+# --------------------------------------------------------------------------- the camera path
+
+def test_camera_path_steps_keep_the_print_and_film_one_scene_two_ways(test_set):
+    """perf/camera_path_loss.py's steps: a perfect print held still comes back close to the
+    test image (what the preprocessing alone changes is small), and the last two steps film
+    one scene, the second through the webcam, so what differs between them is the camera's."""
+    sys.path.insert(0, str(ROOT / "perf"))
+    import camera_path_loss
+    images, _ = test_set
+    films = [film for _, film in camera_path_loss.steps("plain light background")]
+    assert films[0] is None                                  # the test image itself
+    printed = prepare_frame(films[1](images[0], np.random.default_rng(0), 1)[0], scenes.BOX)[1]
+    assert silhouette_iou(printed, images[0]) > 0.85
+    assert np.abs(printed.astype(float) - images[0]).mean() < 20
+    perfect, webcam = (film(images[0], np.random.default_rng([1, 0]), 1)[0]
+                       for film in films[3:])
+    other = films[4](images[1], np.random.default_rng([1, 1]), 1)[0]
+    camera_gap = np.abs(perfect.astype(float) - webcam).mean()
+    assert 0 < camera_gap < np.abs(other.astype(float) - webcam).mean() / 2
