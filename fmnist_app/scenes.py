@@ -371,9 +371,12 @@ CONDITIONS = {**GARMENT_CONDITIONS, **NEGATIVE_CONDITIONS}
 
 # --------------------------------------------------------------------------- the camera
 
-# cv2.randn takes one mean and one sigma per channel: given plain numbers, it fills only the
-# first channel (blue) and leaves the other two clean, as every scene had until 2026-12-04.
-ZERO_BGR = (0.0, 0.0, 0.0)
+def fill_sensor_noise(out, sigma):
+    """Fill the (H, W, 3) float32 array `out` with Gaussian noise of `sigma` in every channel.
+    cv2.randn takes a mean and a sigma per channel: given one number, it fills the first
+    channel (blue) alone, as every scene had until commit f2b50ac."""
+    cv2.randn(out, (0.0,) * 3, (sigma,) * 3)
+
 
 def expose(reflectance, light, noise_sigma, rng=None):
     """A plain camera frame (BGR uint8): `reflectance` (H, W, 3) lit by `light` (H, W), with
@@ -381,7 +384,7 @@ def expose(reflectance, light, noise_sigma, rng=None):
     frame = reflectance * light[..., None]
     if rng is None:
         noise = np.empty(frame.shape, np.float32)
-        cv2.randn(noise, ZERO_BGR, (noise_sigma,) * 3)
+        fill_sensor_noise(noise, noise_sigma)
     else:
         noise = rng.normal(0.0, noise_sigma, frame.shape).astype(np.float32)
     return cv2.convertScaleAbs(cv2.add(frame, noise))           # round and clip to uint8
@@ -403,7 +406,7 @@ def frames(scene, count, rng):
         shift = np.float32([[1, 0, rng.uniform(-3, 3)], [0, 1, rng.uniform(-3, 3)]])
         frame = cv2.warpAffine(lit, shift, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REFLECT)
         if scene.noise_sigma > 0:
-            cv2.randn(noise, ZERO_BGR, (scene.noise_sigma,) * 3)
+            fill_sensor_noise(noise, scene.noise_sigma)
             frame = cv2.add(frame, noise)
         frame = cv2.convertScaleAbs(frame)                       # round and clip to uint8
         if scene.mirrored:
