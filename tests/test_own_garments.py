@@ -142,6 +142,15 @@ def test_fine_tune_on_your_images_exports_a_graph_the_demo_loads(fake_data_dir, 
     classifier = load_classifier(tuned.run_dir / "frozen_inference_graph.pb")
     probabilities, novelty = classifier.assess(images[0])
     assert probabilities.shape == (10,) and novelty is None      # not calibrated yet
+    # perf/finetune_line.py: alpha 1 is the fine-tune as exported, alpha 0 the run it started
+    # from, on the same held-out half and the same test images.
+    sys.path.insert(0, str(ROOT / "perf"))
+    import finetune_line
+    line = finetune_line.line(tuned.run_dir, alphas=(0.0, 1.0))
+    assert line[1.0][:2] == (round((1 - metrics["extra_held_out_accuracy"]) * 20), 20)
+    assert abs(line[1.0][2] - metrics["test_accuracy"]) <= 1 / 200     # a near tie at most
+    base_test = json.loads((base.run_dir / "metrics.json").read_text())["test_accuracy"]
+    assert abs(line[0.0][2] - base_test) <= 1 / 200
 
 
 def test_fine_tune_of_an_ensemble_trains_each_member_above_its_frozen_layers(fake_data_dir,
