@@ -284,8 +284,10 @@ def calibration_table(numbers, split="test"):
 def format_report(report):
     """Everything benchmark.py prints, in reading order."""
     model, dataset = report["model"], report["dataset"]
+    # The split is "test" or "your images" (benchmark.py --images).
+    what = "test images" if dataset["split"] == "test" else dataset["split"]
     header = (f"model    {model['path']}\nsha256   {model['sha256']}\n"
-              f"dataset  {dataset['path']} ({dataset['images']} {dataset['split']} images)")
+              f"dataset  {dataset['path']} ({dataset['images']} {what})")
     sections = [
         header,
         accuracy_table(report, "Test accuracy (%)"),

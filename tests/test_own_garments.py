@@ -94,6 +94,7 @@ def test_benchmark_images_measures_a_folder_and_skips_what_is_not_an_image(tiny_
     assert result.returncode == 0, result.stderr
     assert "notes.txt: not an image" in result.stdout
     assert "holiday: not a class folder" in result.stdout
+    assert f"{folder.resolve()} (21 your images)" in result.stdout
     report = json.loads(out.read_text())
     assert report["dataset"]["images"] == 21 and report["dataset"]["split"] == "your images"
     assert np.asarray(report["confusion_matrix"]).sum() == 21
