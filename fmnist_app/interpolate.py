@@ -31,6 +31,17 @@ def mixed(start, tuned, alpha):
     return [(1 - alpha) * a + alpha * b for a, b in zip(start, tuned)]
 
 
+def end_weights(model, start, tuned):
+    """(start weights, tuned weights): each run folder's saved weights loaded into `model`,
+    an instance of the architecture both share."""
+    from fmnist_app.train import WEIGHTS_FILENAME
+    ends = []
+    for folder in (start, tuned):
+        model.load_weights(folder / WEIGHTS_FILENAME)
+        ends.append(model.get_weights())
+    return ends
+
+
 def choose_alpha(accuracies):
     """The largest alpha whose validation accuracy is at least the starting weights' (alpha 0)."""
     return max(alpha for alpha, accuracy in accuracies.items() if accuracy >= accuracies[0.0])
@@ -52,19 +63,15 @@ def main(argv=None):
     validation = derived_run.held_out(args.tuned)
 
     from fmnist_app.models import create_model
-    from fmnist_app.train import WEIGHTS_FILENAME
     model = create_model(config.MODEL, config.MEMBERS)
-    ends = {}
-    for end, folder in (("start", args.start), ("tuned", args.tuned)):
-        model.load_weights(folder / WEIGHTS_FILENAME)
-        ends[end] = model.get_weights()
+    ends = end_weights(model, args.start, args.tuned)
     accuracies = {}
     for alpha in ALPHAS:
-        model.set_weights(mixed(ends["start"], ends["tuned"], alpha))
+        model.set_weights(mixed(*ends, alpha))
         accuracies[alpha] = derived_run.validation_accuracy(model, validation)
         print(f"alpha {alpha:.1f}: validation accuracy {100 * accuracies[alpha]:.2f}%")
     alpha = choose_alpha(accuracies)
-    model.set_weights(mixed(ends["start"], ends["tuned"], alpha))
+    model.set_weights(mixed(*ends, alpha))
 
     graph = derived_run.write(model, args.out, (args.tuned / "config.json").read_text(), {
         "model": config.MODEL, "seed": config.SEED,

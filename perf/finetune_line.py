@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fmnist_app.config import load as load_config  # noqa: E402
-from fmnist_app.machine import cpu_model  # noqa: E402
+from fmnist_app.config import load as load_config
+from fmnist_app.machine import cpu_model
 
 ALPHAS = (0.0, 0.5, 0.8, 1.0, 1.25, 1.5)
 
@@ -31,10 +31,10 @@ ALPHAS = (0.0, 0.5, 0.8, 1.0, 1.25, 1.5)
 def line(run, start=None, alphas=ALPHAS):
     """{alpha: (errors on the run's held-out images, their number, test accuracy)}."""
     from fmnist_app.dataset import load_split
-    from fmnist_app.interpolate import mixed
+    from fmnist_app.interpolate import end_weights, mixed
     from fmnist_app.live.collect import read_examples
     from fmnist_app.models import create_model
-    from fmnist_app.train import WEIGHTS_FILENAME, extra_split
+    from fmnist_app.train import extra_split
     config = load_config(run / "config.json")
     if not config.EXTRA_DATA_DIR:
         sys.exit(f"error: {run} is not a fine-tune on your images (no EXTRA_DATA_DIR in its "
@@ -44,10 +44,7 @@ def line(run, start=None, alphas=ALPHAS):
     held_out, _ = extra_split(labels, config.EXTRA_HOLDOUT, config.SEED)
     test_images, test_labels = load_split("test", config.DATA_DIR)
     model = create_model(config.MODEL, config.MEMBERS)
-    ends = []
-    for folder in (start, run):
-        model.load_weights(folder / WEIGHTS_FILENAME)
-        ends.append(model.get_weights())
+    ends = end_weights(model, start, run)
 
     def predicted(pixels):
         return model.predict(pixels.astype(np.float32)[..., None], batch_size=1000,
